@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bitmap VA allocator with a summary tree; see va_bitmap.h for the layout.
+ */
+#include "va_bitmap.h"
+
+#define WORD_BITS	64U
+
+static inline uint32_t max3_u32(uint32_t a, uint32_t b, uint32_t c)
+{
+	uint32_t m = (a > b) ? a : b;
+
+	return (m > c) ? m : c;
+}
+
+/*
+ * Longest run of set bits in x, for x neither 0 nor all ones.  Binary
+ * lifting: y[j] has bit p set when bits p .. p + 2^j - 1 of x are all set.
+ */
+static uint32_t longest_ones(uint64_t x)
+{
+	uint64_t y[6];
+	uint64_t cur = ~0ULL;
+	uint32_t len = 0U;
+
+	y[0] = x;
+	for (unsigned int j = 1U; j < 6U; j++) {
+		y[j] = y[j - 1U] & (y[j - 1U] >> (1U << (j - 1U)));
+	}
+	for (int j = 5; j >= 0; j--) {
+		uint64_t t = cur & (y[j] >> len);
+
+		if (t != 0ULL) {
+			cur = t;
+			len += 1U << (unsigned int)j;
+		}
+	}
+	return len;
+}
+
+/* Summary of one word: set bits are used pages. */
+static inline struct va_summary word_summary(uint64_t w)
+{
+	struct va_summary s;
+
+	if (w == 0ULL) {
+		s.pre = WORD_BITS;
+		s.suf = WORD_BITS;
+		s.max = WORD_BITS;
+	} else if (w == ~0ULL) {
+		s.pre = 0U;
+		s.suf = 0U;
+		s.max = 0U;
+	} else {
+		s.pre = (uint32_t)__builtin_ctzll(w);
+		s.suf = (uint32_t)__builtin_clzll(w);
+		s.max = longest_ones(~w);
+	}
+	return s;
+}
+
+/* Pages covered by each child of node i (i >= 1, i < leaves). */
+static inline uint32_t child_pages(const struct va_bitmap *bm, uint64_t i)
+{
+	unsigned int depth = 63U - (unsigned int)__builtin_clzll(i);
+
+	return (uint32_t)((bm->leaves >> (depth + 1U)) * WORD_BITS);
+}
+
+static inline struct va_summary node_summary(const struct va_bitmap *bm, uint64_t i)
+{
+	if (i >= bm->leaves) {
+		return word_summary(bm->words[i - bm->leaves]);
+	}
+	return bm->nodes[i];
+}
+
+static inline struct va_summary combine(struct va_summary l, struct va_summary r,
+					uint32_t half)
+{
+	struct va_summary s;
+
+	s.pre = (l.pre == half) ? (half + r.pre) : l.pre;
+	s.suf = (r.suf == half) ? (half + l.suf) : r.suf;
+	s.max = max3_u32(l.max, r.max, l.suf + r.pre);
+	return s;
+}
+
+static inline void recompute(struct va_bitmap *bm, uint64_t i)
+{
+	bm->nodes[i] = combine(node_summary(bm, 2U * i), node_summary(bm, (2U * i) + 1U),
+			       child_pages(bm, i));
+}
+
+uint64_t va_bitmap_leaves(uint64_t pages)
+{
+	uint64_t words = (pages + WORD_BITS - 1U) / WORD_BITS;
+	uint64_t leaves = 1U;
+
+	while (leaves < words) {
+		leaves <<= 1U;
+	}
+	return leaves;
+}
+
+uint64_t va_bitmap_bytes(uint64_t pages)
+{
+	uint64_t leaves = va_bitmap_leaves(pages);
+	uint64_t bytes = (leaves * sizeof(uint64_t)) + (leaves * sizeof(struct va_summary));
+
+	return (bytes + 4095U) & ~4095ULL;
+}
+
+void va_bitmap_view(struct va_bitmap *bm, void *mem, uint64_t pages)
+{
+	bm->leaves = va_bitmap_leaves(pages);
+	bm->pages = pages;
+	bm->words = (uint64_t *)mem;
+	bm->nodes = (struct va_summary *)(void *)(bm->words + bm->leaves);
+}
+
+void va_bitmap_rebuild(struct va_bitmap *bm)
+{
+	for (uint64_t i = bm->leaves - 1U; i >= 1U; i--) {
+		recompute(bm, i);
+	}
+}
+
+void va_bitmap_fill(struct va_bitmap *bm)
+{
+	for (uint64_t w = 0U; w < bm->leaves; w++) {
+		bm->words[w] = ~0ULL;
+	}
+	va_bitmap_rebuild(bm);
+}
+
+/* Lowest start of n set bits in x (1 <= n <= 64), or -1. */
+static int lowest_run(uint64_t x, uint64_t n)
+{
+	uint64_t m = x;
+	uint64_t k = 1U;
+
+	while ((k < n) && (m != 0ULL)) {
+		uint64_t s = ((n - k) < k) ? (n - k) : k;
+
+		m &= m >> s;
+		k += s;
+	}
+	return (m == 0ULL) ? -1 : __builtin_ctzll(m);
+}
+
+int64_t va_bitmap_find(const struct va_bitmap *bm, uint64_t n)
+{
+	uint64_t i = 1U;
+	uint64_t first = 0U;	/* first page of node i */
+
+	if ((n == 0U) || (node_summary(bm, 1U).max < n)) {
+		return -1;
+	}
+	/* Invariant: node i holds a free run of at least n pages. */
+	while (i < bm->leaves) {
+		uint32_t half = child_pages(bm, i);
+		struct va_summary l = node_summary(bm, 2U * i);
+		struct va_summary r = node_summary(bm, (2U * i) + 1U);
+
+		if (l.max >= n) {
+			i = 2U * i;
+		} else if (((uint64_t)l.suf + r.pre) >= n) {
+			return (int64_t)(first + half - l.suf);
+		} else {
+			i = (2U * i) + 1U;
+			first += half;
+		}
+	}
+	/* A leaf with max >= n, so n <= 64. */
+	return (int64_t)(first + (uint64_t)lowest_run(~bm->words[i - bm->leaves], n));
+}
+
+static inline uint64_t range_mask(uint64_t lo, uint64_t hi)
+{
+	/* bits [lo, hi) of a word, 0 <= lo < hi <= 64 */
+	uint64_t upper = (hi == WORD_BITS) ? ~0ULL : ((1ULL << hi) - 1ULL);
+
+	return upper & ~((1ULL << lo) - 1ULL);
+}
+
+void va_bitmap_assign(struct va_bitmap *bm, uint64_t first, uint64_t n, bool used)
+{
+	uint64_t end = first + n;
+	uint64_t lo;
+	uint64_t hi;
+
+	if (n == 0U) {
+		return;
+	}
+	for (uint64_t w = first / WORD_BITS; w <= (end - 1U) / WORD_BITS; w++) {
+		uint64_t wlo = (w == first / WORD_BITS) ? (first % WORD_BITS) : 0U;
+		uint64_t whi = (w == (end - 1U) / WORD_BITS) ? (((end - 1U) % WORD_BITS) + 1U) :
+								   WORD_BITS;
+		uint64_t mask = range_mask(wlo, whi);
+
+		if (used) {
+			bm->words[w] |= mask;
+		} else {
+			bm->words[w] &= ~mask;
+		}
+	}
+	lo = (first / WORD_BITS) + bm->leaves;
+	hi = ((end - 1U) / WORD_BITS) + bm->leaves;
+	while (lo > 1U) {
+		lo >>= 1U;
+		hi >>= 1U;
+		for (uint64_t i = lo; i <= hi; i++) {
+			recompute(bm, i);
+		}
+	}
+}
+
+bool va_bitmap_used(const struct va_bitmap *bm, uint64_t page)
+{
+	return ((bm->words[page / WORD_BITS] >> (page % WORD_BITS)) & 1U) != 0U;
+}
+
+bool va_bitmap_all_used(const struct va_bitmap *bm, uint64_t first, uint64_t n)
+{
+	uint64_t end = first + n;
+
+	if (n == 0U) {
+		return true;
+	}
+	for (uint64_t w = first / WORD_BITS; w <= (end - 1U) / WORD_BITS; w++) {
+		uint64_t wlo = (w == first / WORD_BITS) ? (first % WORD_BITS) : 0U;
+		uint64_t whi = (w == (end - 1U) / WORD_BITS) ? (((end - 1U) % WORD_BITS) + 1U) :
+								   WORD_BITS;
+		uint64_t mask = range_mask(wlo, whi);
+
+		if ((bm->words[w] & mask) != mask) {
+			return false;
+		}
+	}
+	return true;
+}
+
+uint64_t va_bitmap_longest(const struct va_bitmap *bm)
+{
+	return node_summary(bm, 1U).max;
+}
+
+uint64_t va_bitmap_free(const struct va_bitmap *bm)
+{
+	uint64_t free_pages = 0U;
+
+	for (uint64_t w = 0U; w < bm->leaves; w++) {
+		free_pages += (uint64_t)__builtin_popcountll(~bm->words[w]);
+	}
+	return free_pages;
+}
+
+int va_bitmap_verify(const struct va_bitmap *bm, uint64_t *bad)
+{
+	/* Padding: every bit at or past `pages` must be set. */
+	for (uint64_t p = bm->pages; p < bm->leaves * WORD_BITS; p++) {
+		if (!va_bitmap_used(bm, p)) {
+			*bad = 0U;
+			return -1;
+		}
+	}
+	for (uint64_t i = bm->leaves - 1U; i >= 1U; i--) {
+		struct va_summary want = combine(node_summary(bm, 2U * i),
+						 node_summary(bm, (2U * i) + 1U),
+						 child_pages(bm, i));
+		struct va_summary have = bm->nodes[i];
+
+		if ((want.pre != have.pre) || (want.suf != have.suf) || (want.max != have.max)) {
+			*bad = i;
+			return -1;
+		}
+	}
+	return 0;
+}
