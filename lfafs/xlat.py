@@ -217,7 +217,11 @@ class Memory:
                 f"size {size:#x} and base_pa {base_pa:#x} must be non-zero 4 KB multiples below 2**52",
             )
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
-        self._map = mmap.mmap(-1, size, flags=flags)
+        try:
+            self._map = mmap.mmap(-1, size, flags=flags)
+        except OSError as e:
+            raise XlatError(e.errno or _errno.ENOMEM, "Memory",
+                            f"the host refused a sparse mapping of {size:#x} bytes; use a smaller DRAM size") from e
         self._buf = ffi.from_buffer(self._map)
         self._env = ffi.new("struct xlat_env *")
         _check(lib.xlat_env_init(self._env, self._buf, base_pa, size), "Memory")
