@@ -81,6 +81,8 @@ int xlat_unmap_l3_batch(struct xlat_env *env, struct xlat_ctx *ctx, const uint64
                         uint64_t n, uint64_t size, uint64_t *done);
 int xlat_find_va(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size,
                  uint32_t policy, uint64_t *va);
+int xlat_find_va_repeat(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size,
+                        uint32_t policy, uint64_t reps, uint64_t *va);
 int xlat_alloc_stats(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t *free_pages,
                      uint64_t *longest_run);
 int xlat_get_llt_from_va(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va,

@@ -574,6 +574,21 @@ class Context:
             _check(rc, "find_va", f"size={size:#x}")
             return int(self._out[0])
 
+    def find_va_repeated(self, size: int, reps: int, *, policy: str = "bitmap") -> int | None:
+        """Benchmark support: run the VA search ``reps`` times in one native call.
+
+        Returns the VA found, or None when no run of ``size`` bytes is free.
+        """
+        if policy not in _POLICIES:
+            raise XlatError(_errno.EINVAL, "find_va", f"policy must be one of {sorted(_POLICIES)}")
+        with self.memory.lock:
+            rc = lib.xlat_find_va_repeat(self.memory._env, self._ctx, _u64("size", size), _POLICIES[policy],
+                                         _u64("reps", reps), self._out)
+            if rc == -_errno.ENOMEM:
+                return None
+            _check(rc, "find_va", f"size={size:#x}")
+            return int(self._out[0])
+
     # -- walkers --------------------------------------------------------------
 
     def descriptor(self, va: int, level: int = 3) -> int:

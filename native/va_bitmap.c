@@ -23,6 +23,11 @@ static uint32_t longest_ones(uint64_t x)
 	uint64_t cur = ~0ULL;
 	uint32_t len = 0U;
 
+	/* One run only (the common case): adding its lowest bit clears it. */
+	if ((x & (x + (x & (~x + 1U)))) == 0U) {
+		return (uint32_t)__builtin_popcountll(x);
+	}
+
 	y[0] = x;
 	for (unsigned int j = 1U; j < 6U; j++) {
 		y[j] = y[j - 1U] & (y[j - 1U] >> (1U << (j - 1U)));
@@ -69,9 +74,6 @@ static inline uint32_t child_pages(const struct va_bitmap *bm, uint64_t i)
 
 static inline struct va_summary node_summary(const struct va_bitmap *bm, uint64_t i)
 {
-	if (i >= bm->leaves) {
-		return word_summary(bm->words[i - bm->leaves]);
-	}
 	return bm->nodes[i];
 }
 
@@ -95,18 +97,18 @@ static inline void recompute(struct va_bitmap *bm, uint64_t i)
 uint64_t va_bitmap_leaves(uint64_t pages)
 {
 	uint64_t words = (pages + WORD_BITS - 1U) / WORD_BITS;
-	uint64_t leaves = 1U;
 
-	while (leaves < words) {
-		leaves <<= 1U;
+	if (words <= 1U) {
+		return 1U;
 	}
-	return leaves;
+	/* next power of two; pages <= VA_BITMAP_MAX_PAGES keeps this in range */
+	return 1ULL << (64U - (unsigned int)__builtin_clzll(words - 1U));
 }
 
 uint64_t va_bitmap_bytes(uint64_t pages)
 {
 	uint64_t leaves = va_bitmap_leaves(pages);
-	uint64_t bytes = (leaves * sizeof(uint64_t)) + (leaves * sizeof(struct va_summary));
+	uint64_t bytes = (leaves * sizeof(uint64_t)) + (2U * leaves * sizeof(struct va_summary));
 
 	return (bytes + 4095U) & ~4095ULL;
 }
@@ -121,6 +123,9 @@ void va_bitmap_view(struct va_bitmap *bm, void *mem, uint64_t pages)
 
 void va_bitmap_rebuild(struct va_bitmap *bm)
 {
+	for (uint64_t w = 0U; w < bm->leaves; w++) {
+		bm->nodes[bm->leaves + w] = word_summary(bm->words[w]);
+	}
 	for (uint64_t i = bm->leaves - 1U; i >= 1U; i--) {
 		recompute(bm, i);
 	}
@@ -153,24 +158,28 @@ int64_t va_bitmap_find(const struct va_bitmap *bm, uint64_t n)
 {
 	uint64_t i = 1U;
 	uint64_t first = 0U;	/* first page of node i */
+	uint64_t half = bm->leaves * (WORD_BITS / 2U);	/* pages under each child of i */
 
 	if ((n == 0U) || (node_summary(bm, 1U).max < n)) {
 		return -1;
 	}
 	/* Invariant: node i holds a free run of at least n pages. */
 	while (i < bm->leaves) {
-		uint32_t half = child_pages(bm, i);
 		struct va_summary l = node_summary(bm, 2U * i);
-		struct va_summary r = node_summary(bm, (2U * i) + 1U);
 
 		if (l.max >= n) {
 			i = 2U * i;
-		} else if (((uint64_t)l.suf + r.pre) >= n) {
-			return (int64_t)(first + half - l.suf);
 		} else {
+			/* Only now is the right child needed. */
+			struct va_summary r = node_summary(bm, (2U * i) + 1U);
+
+			if (((uint64_t)l.suf + r.pre) >= n) {
+				return (int64_t)(first + half - l.suf);
+			}
 			i = (2U * i) + 1U;
 			first += half;
 		}
+		half >>= 1U;
 	}
 	/* A leaf with max >= n, so n <= 64. */
 	return (int64_t)(first + (uint64_t)lowest_run(~bm->words[i - bm->leaves], n));
@@ -184,19 +193,99 @@ static inline uint64_t range_mask(uint64_t lo, uint64_t hi)
 	return upper & ~((1ULL << lo) - 1ULL);
 }
 
+/*
+ * Recompute the ancestors of leaves [lo, hi] (leaf indices), bottom up.  A
+ * single-leaf update stops as soon as a node comes out unchanged: nothing
+ * above it can change either.
+ */
+/* One word changed: carry its summary up in registers, reading only siblings. */
+static void update_one(struct va_bitmap *bm, uint64_t w)
+{
+	struct va_summary *restrict nodes = bm->nodes;
+	struct va_summary s = word_summary(bm->words[w]);
+	uint32_t pre = s.pre;
+	uint32_t suf = s.suf;
+	uint32_t max = s.max;
+	uint32_t half = WORD_BITS;
+	uint64_t i = bm->leaves + w;
+
+	nodes[i] = s;
+	while (i > 1U) {
+		const struct va_summary sib = nodes[i ^ 1U];
+		uint32_t lpre, lsuf, rpre, rsuf, mid;
+		struct va_summary *parent;
+
+		if ((i & 1U) != 0U) {
+			lpre = sib.pre;
+			lsuf = sib.suf;
+			rpre = pre;
+			rsuf = suf;
+		} else {
+			lpre = pre;
+			lsuf = suf;
+			rpre = sib.pre;
+			rsuf = sib.suf;
+		}
+		mid = lsuf + rpre;
+		max = (sib.max > max) ? sib.max : max;
+		max = (mid > max) ? mid : max;
+		pre = (lpre == half) ? (half + rpre) : lpre;
+		suf = (rsuf == half) ? (half + lsuf) : rsuf;
+		i >>= 1U;
+		half <<= 1U;
+		parent = &nodes[i];
+		if ((parent->pre == pre) && (parent->suf == suf) && (parent->max == max)) {
+			return;
+		}
+		parent->pre = pre;
+		parent->suf = suf;
+		parent->max = max;
+	}
+}
+
+static void update_ancestors(struct va_bitmap *bm, uint64_t lo, uint64_t hi)
+{
+	uint32_t half = WORD_BITS;
+
+	if (lo == hi) {
+		update_one(bm, lo);
+		return;
+	}
+
+	for (uint64_t w = lo; w <= hi; w++) {
+		bm->nodes[bm->leaves + w] = word_summary(bm->words[w]);
+	}
+	lo += bm->leaves;
+	hi += bm->leaves;
+	while (lo > 1U) {
+		lo >>= 1U;
+		hi >>= 1U;
+		for (uint64_t i = lo; i <= hi; i++) {
+			struct va_summary s = combine(bm->nodes[2U * i], bm->nodes[(2U * i) + 1U], half);
+			struct va_summary *node = &bm->nodes[i];
+
+			if ((lo == hi) && (node->pre == s.pre) && (node->suf == s.suf) && (node->max == s.max)) {
+				return;
+			}
+			*node = s;
+		}
+		half <<= 1U;
+	}
+}
+
 void va_bitmap_assign(struct va_bitmap *bm, uint64_t first, uint64_t n, bool used)
 {
 	uint64_t end = first + n;
-	uint64_t lo;
-	uint64_t hi;
+	uint64_t wfirst = first / WORD_BITS;
+	uint64_t wlast;
 
 	if (n == 0U) {
 		return;
 	}
-	for (uint64_t w = first / WORD_BITS; w <= (end - 1U) / WORD_BITS; w++) {
-		uint64_t wlo = (w == first / WORD_BITS) ? (first % WORD_BITS) : 0U;
-		uint64_t whi = (w == (end - 1U) / WORD_BITS) ? (((end - 1U) % WORD_BITS) + 1U) :
-								   WORD_BITS;
+	wlast = (end - 1U) / WORD_BITS;
+	for (uint64_t w = wfirst; w <= wlast; w++) {
+		uint64_t wlo = (w == wfirst) ? (first % WORD_BITS) : 0U;
+		uint64_t whi = (w == wlast) ? (((end - 1U) % WORD_BITS) + 1U) : WORD_BITS;
 		uint64_t mask = range_mask(wlo, whi);
 
 		if (used) {
@@ -205,15 +294,7 @@ void va_bitmap_assign(struct va_bitmap *bm, uint64_t first, uint64_t n, bool use
 			bm->words[w] &= ~mask;
 		}
 	}
-	lo = (first / WORD_BITS) + bm->leaves;
-	hi = ((end - 1U) / WORD_BITS) + bm->leaves;
-	while (lo > 1U) {
-		lo >>= 1U;
-		hi >>= 1U;
-		for (uint64_t i = lo; i <= hi; i++) {
-			recompute(bm, i);
-		}
-	}
+	update_ancestors(bm, wfirst, wlast);
 }
 
 bool va_bitmap_used(const struct va_bitmap *bm, uint64_t page)
@@ -262,6 +343,15 @@ int va_bitmap_verify(const struct va_bitmap *bm, uint64_t *bad)
 	for (uint64_t p = bm->pages; p < bm->leaves * WORD_BITS; p++) {
 		if (!va_bitmap_used(bm, p)) {
 			*bad = 0U;
+			return -1;
+		}
+	}
+	for (uint64_t w = 0U; w < bm->leaves; w++) {
+		struct va_summary want = word_summary(bm->words[w]);
+		struct va_summary have = bm->nodes[bm->leaves + w];
+
+		if ((want.pre != have.pre) || (want.suf != have.suf) || (want.max != have.max)) {
+			*bad = bm->leaves + w;
 			return -1;
 		}
 	}

@@ -13,12 +13,11 @@
  * The words and the tree live in caller-provided memory (emulated DRAM in
  * lfafs), laid out as:
  *
- *     uint64_t words[leaves];            leaves = next power of two >= words
- *     struct va_summary nodes[leaves];   node 1 is the root, node 0 unused
+ *     uint64_t words[leaves];              leaves = next power of two >= words
+ *     struct va_summary nodes[2 * leaves]; node 1 is the root, node 0 unused,
+ *                                          node leaves + w summarises words[w]
  *
- * Leaves are not stored in the tree: a leaf's summary is computed from its
- * word.  Bits past the last real page are kept at 1, so padding never looks
- * free.
+ * Bits past the last real page are kept at 1, so padding never looks free.
  *
  * This file knows nothing of translation tables.
  */

@@ -171,6 +171,9 @@ int xlat_unmap_l3_batch(struct xlat_env *env, struct xlat_ctx *ctx, const uint64
 /* The VA the allocator would hand out for @size bytes, without allocating. */
 int xlat_find_va(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size,
 		 uint32_t policy, uint64_t *va);
+/* Benchmark support: run xlat_find_va @reps times (lfafs bench). */
+int xlat_find_va_repeat(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size,
+			uint32_t policy, uint64_t reps, uint64_t *va);
 int xlat_alloc_stats(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t *free_pages,
 		     uint64_t *longest_run);
 

@@ -156,6 +156,7 @@ static void update_parent_flags(const struct xlat_ctx *ctx, struct walk *w,
 		}
 		return;
 	}
+	/* The last word is the one most likely still free: test it first. */
 	full = va_bitmap_all_used(bm, page_of(ctx, chunk_va), XLAT_PAGES_PER_L3);
 	for (int l = XLAT_LEVEL_MAX - 1; (l >= ctx->base_level) && full; l--) {
 		*walk_entry(w, l) |= VA_ALLOCATED_FLAG;
@@ -190,16 +191,19 @@ static uint64_t chunk_end(uint64_t va)
  * entry is in a state the transition does not accept.
  */
 static int apply(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, uint64_t va,
-		 uint64_t size, uint64_t pa, uint64_t tmpl)
+		 uint64_t size, uint64_t pa, uint64_t tmpl, const struct va_bitmap *view)
 {
 	const uint64_t end = va + size;
 	const int alloc = op_rules[op].alloc;
 	const bool lpa2 = ctx_lpa2(ctx);
 	struct va_bitmap bm;
 	struct walk w;
+	struct walk first;	/* pass 1's walk of the first chunk, reused by pass 2 */
 	uint64_t cur;
 
-	if (alloc != 0) {
+	if (view != NULL) {
+		bm = *view;
+	} else if (alloc != 0) {
 		int ret = xlat_alloc_view(env, ctx, &bm);
 
 		if (ret != 0) {
@@ -212,6 +216,9 @@ static int apply(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, uint
 
 		if ((xlat_walk_to(env, ctx, cur, &w) != 0) || (w.level != XLAT_LEVEL_MAX)) {
 			return -EFAULT;
+		}
+		if (cur == va) {
+			first = w;
 		}
 		idx = w.idx[XLAT_LEVEL_MAX + 1];
 		for (uint64_t p = cur; p < stop; p += XLAT_GRANULE_SIZE, idx++) {
@@ -230,7 +237,11 @@ static int apply(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, uint
 		uint64_t stop = (chunk_end(cur) < end) ? chunk_end(cur) : end;
 		uint32_t idx;
 
-		(void)xlat_walk_to(env, ctx, cur, &w);	/* succeeded in pass 1 */
+		if (cur == va) {
+			w = first;
+		} else {
+			(void)xlat_walk_to(env, ctx, cur, &w);	/* succeeded in pass 1 */
+		}
 		idx = w.idx[XLAT_LEVEL_MAX + 1];
 		for (uint64_t p = cur; p < stop; p += XLAT_GRANULE_SIZE, idx++) {
 			uint64_t *e = &w.table[XLAT_LEVEL_MAX + 1][idx];
@@ -238,9 +249,14 @@ static int apply(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, uint
 			*e = next_desc(op, *e, tmpl, pa + (p - va), lpa2);
 		}
 		if (alloc != 0) {
-			va_bitmap_assign(&bm, page_of(ctx, cur), (stop - cur) >> XLAT_GRANULE_SHIFT,
-					 alloc > 0);
-			update_parent_flags(ctx, &w, &bm, round_down(cur, XLAT_L3_SPAN), alloc > 0);
+			uint64_t page = page_of(ctx, cur);
+
+			va_bitmap_assign(&bm, page, (stop - cur) >> XLAT_GRANULE_SHIFT, alloc > 0);
+			/* A table can only have become full if the last word touched is full. */
+			if ((alloc < 0) ||
+			    va_bitmap_all_used(&bm, round_down(page_of(ctx, stop - XLAT_GRANULE_SIZE), 64U), 64U)) {
+				update_parent_flags(ctx, &w, &bm, round_down(cur, XLAT_L3_SPAN), alloc > 0);
+			}
 		}
 	}
 	if (op_rules[op].tlbi) {
@@ -355,16 +371,15 @@ static bool pa_range_ok(const struct xlat_ctx *ctx, uint64_t pa, uint64_t size)
 	return ((pa + size) >= pa) && ((pa + size) <= max_pa);
 }
 
-static int map_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t pa, uint64_t size,
-		      uint64_t attr, uint32_t policy, uint64_t *mapped_va)
+/* Argument checks of xlat_map_l3_region, in TF-RMM's order (spec rmm-lfa 1.6). */
+static int map_args(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t pa,
+		    uint64_t size, uint64_t attr, uint32_t policy, const uint64_t *mapped_va)
 {
-	uint64_t va;
 	int ret = runtime_ready(env, ctx);
 
 	if (ret != 0) {
 		return ret;
 	}
-	/* Error order of TF-RMM xlat_map_l3_region (spec rmm-lfa 1.6). */
 	if (((size | pa) & XLAT_GRANULE_MASK) != 0U) {
 		return -EFAULT;
 	}
@@ -377,20 +392,91 @@ static int map_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t pa, u
 	if (!attr_valid(attr) || (mapped_va == NULL) || (policy > XLAT_POLICY_SCAN)) {
 		return -EINVAL;
 	}
-	if (!pa_range_ok(ctx, pa, size)) {
-		return -ERANGE;
+	return pa_range_ok(ctx, pa, size) ? 0 : -ERANGE;
+}
+
+/*
+ * map_in_one_table() - apply() for OP_MAP when the bitmap chose the range and
+ * it lies in one L3 table: one walk, and only the checks that can fail on
+ * corrupted memory.  This is the path that fills the pool.
+ */
+static int map_in_one_table(struct xlat_env *env, struct xlat_ctx *ctx, const struct va_bitmap *bm,
+			    uint64_t tmpl, uint64_t pa, uint64_t va, uint64_t size)
+{
+	const uint64_t n = size >> XLAT_GRANULE_SHIFT;
+	const bool lpa2 = ctx_lpa2(ctx);
+	struct va_bitmap view = *bm;
+	struct walk w;
+	uint64_t *e;
+	uint64_t page;
+
+	if ((xlat_walk_to(env, ctx, va, &w) != 0) || (w.level != XLAT_LEVEL_MAX) || !w.path_transient) {
+		return -EIO;
 	}
-	ret = find_va(env, ctx, size, policy, &va);
+	e = &w.table[XLAT_LEVEL_MAX + 1][w.idx[XLAT_LEVEL_MAX + 1]];
+	for (uint64_t k = 0U; k < n; k++) {
+		if (e[k] != TRANSIENT_DESC) {
+			return -EIO;
+		}
+	}
+	for (uint64_t k = 0U; k < n; k++) {
+		e[k] = tmpl | xlat_oa_encode(pa + (k << XLAT_GRANULE_SHIFT), lpa2) | TRANSIENT_DESC |
+		       VA_ALLOCATED_FLAG;
+	}
+	page = page_of(ctx, va);
+	va_bitmap_assign(&view, page, n, true);
+	if (va_bitmap_all_used(&view, round_down(page + n - 1U, 64U), 64U)) {
+		update_parent_flags(ctx, &w, &view, round_down(va, XLAT_L3_SPAN), true);
+	}
+	return 0;
+}
+
+/* Find a VA and map it; arguments are checked, @bm and @tmpl prepared by the caller. */
+static int map_one(struct xlat_env *env, struct xlat_ctx *ctx, const struct va_bitmap *bm,
+		   uint64_t tmpl, uint64_t pa, uint64_t size, uint32_t policy, uint64_t *mapped_va)
+{
+	uint64_t va;
+	int ret;
+
+	if (policy == XLAT_POLICY_SCAN) {
+		ret = find_scan(env, ctx, size >> XLAT_GRANULE_SHIFT, &va);
+	} else {
+		int64_t first = va_bitmap_find(bm, size >> XLAT_GRANULE_SHIFT);
+
+		ret = (first < 0) ? -ENOMEM : 0;
+		va = ctx->alloc_va + ((uint64_t)first << XLAT_GRANULE_SHIFT);
+	}
 	if (ret != 0) {
 		return ret;
 	}
-	ret = apply(env, ctx, OP_MAP, va, size, pa, xlat_desc(attr, 0U, XLAT_LEVEL_MAX, ctx_lpa2(ctx)));
+	if ((policy == XLAT_POLICY_BITMAP) && (chunk_end(va) >= (va + size))) {
+		ret = map_in_one_table(env, ctx, bm, tmpl, pa, va, size);
+	} else {
+		ret = apply(env, ctx, OP_MAP, va, size, pa, tmpl, bm);
+	}
 	if (ret != 0) {
 		/* The allocator chose pages its tables do not back: corrupted memory. */
 		return -EIO;
 	}
 	*mapped_va = va;
 	return 0;
+}
+
+static int map_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t pa, uint64_t size,
+		      uint64_t attr, uint32_t policy, uint64_t *mapped_va)
+{
+	struct va_bitmap bm;
+	int ret = map_args(env, ctx, pa, size, attr, policy, mapped_va);
+
+	if (ret != 0) {
+		return ret;
+	}
+	ret = xlat_alloc_view(env, ctx, &bm);
+	if (ret != 0) {
+		return ret;
+	}
+	return map_one(env, ctx, &bm, xlat_desc(attr, 0U, XLAT_LEVEL_MAX, ctx_lpa2(ctx)), pa, size,
+		       policy, mapped_va);
 }
 
 int xlat_map_l3_region(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t pa, uint64_t size,
@@ -431,7 +517,7 @@ int xlat_unmap_l3_region(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t va
 	if (!xlat_va_in_ctx(ctx, va, size)) {
 		return -EFAULT;
 	}
-	return apply(env, ctx, OP_UNMAP, va, size, 0U, 0U);
+	return apply(env, ctx, OP_UNMAP, va, size, 0U, 0U, NULL);
 }
 
 int xlat_reserve_va_l3_region(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t size,
@@ -450,7 +536,7 @@ int xlat_reserve_va_l3_region(struct xlat_env *env, struct xlat_ctx *ctx, uint64
 	if (ret != 0) {
 		return ret;
 	}
-	if (apply(env, ctx, OP_RESERVE, found, size, 0U, 0U) != 0) {
+	if (apply(env, ctx, OP_RESERVE, found, size, 0U, 0U, NULL) != 0) {
 		return -EIO;
 	}
 	*va = found;
@@ -476,7 +562,7 @@ int xlat_populate_va_l3_region(struct xlat_env *env, struct xlat_ctx *ctx, uint6
 		return -EFAULT;
 	}
 	return apply(env, ctx, OP_POPULATE, va, size, pa,
-		     xlat_desc(attr, 0U, XLAT_LEVEL_MAX, ctx_lpa2(ctx)));
+		     xlat_desc(attr, 0U, XLAT_LEVEL_MAX, ctx_lpa2(ctx)), NULL);
 }
 
 static int range_op(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, uint64_t va,
@@ -484,7 +570,7 @@ static int range_op(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, u
 {
 	int ret = range_args(env, ctx, va, size);
 
-	return (ret != 0) ? ret : apply(env, ctx, op, va, size, 0U, 0U);
+	return (ret != 0) ? ret : apply(env, ctx, op, va, size, 0U, 0U, NULL);
 }
 
 int xlat_commit_va_l3_region(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t va, uint64_t size)
@@ -514,13 +600,31 @@ int xlat_map_l3_batch(struct xlat_env *env, struct xlat_ctx *ctx, const uint64_t
 		      uint64_t n, uint64_t size, uint64_t attr, uint32_t policy,
 		      uint64_t *vas, uint64_t *done)
 {
+	struct va_bitmap bm;
+	uint64_t tmpl;
+	int ret;
+
 	if ((pas == NULL) || (vas == NULL) || (done == NULL)) {
 		return -EINVAL;
 	}
 	*done = 0U;
+	if (n == 0U) {
+		return 0;
+	}
+	/* What every element shares is checked and prepared once. */
+	ret = map_args(env, ctx, pas[0], size, attr, policy, vas);
+	if (ret != 0) {
+		return ret;
+	}
+	if (xlat_alloc_view(env, ctx, &bm) != 0) {
+		return -ENOMEM;
+	}
+	tmpl = xlat_desc(attr, 0U, XLAT_LEVEL_MAX, ctx_lpa2(ctx));
 	for (uint64_t i = 0U; i < n; i++) {
-		int ret = map_common(env, ctx, pas[i], size, attr, policy, &vas[i]);
-
+		if (((pas[i] & XLAT_GRANULE_MASK) != 0U) || !pa_range_ok(ctx, pas[i], size)) {
+			return map_args(env, ctx, pas[i], size, attr, policy, &vas[i]);
+		}
+		ret = map_one(env, ctx, &bm, tmpl, pas[i], size, policy, &vas[i]);
 		if (ret != 0) {
 			return ret;
 		}
@@ -555,6 +659,17 @@ int xlat_find_va(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size
 		return -EINVAL;
 	}
 	return find_va(env, ctx, size, policy, va);
+}
+
+int xlat_find_va_repeat(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size,
+			uint32_t policy, uint64_t reps, uint64_t *va)
+{
+	int ret = -EINVAL;
+
+	for (uint64_t i = 0U; i < reps; i++) {
+		ret = xlat_find_va(env, ctx, size, policy, va);
+	}
+	return ret;
 }
 
 int xlat_alloc_stats(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t *free_pages,

@@ -76,32 +76,40 @@ bool xlat_va_in_ctx(const struct xlat_ctx *ctx, uint64_t va, uint64_t size)
  */
 int xlat_walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, struct walk *w)
 {
+	const bool lpa2 = ctx_lpa2(ctx);
+	const bool remap = (env->mmu_on != 0U) && ((ctx->flags & XLAT_F_REMAPPED) != 0U);
+	const uint64_t window = ctx->tables_num * XLAT_TABLE_BYTES;
+	const uint64_t diff = (uint64_t)ctx->tbls_va_to_pa_diff;
 	uint64_t table_pa = ctx->tables_pa;
 	uint64_t base_va = ctx->base_va;
 	int level = ctx->base_level;
-	bool lpa2 = ctx_lpa2(ctx);
 
 	if ((va < ctx->base_va) || (((va - ctx->base_va) & ~XLAT_GRANULE_MASK) >= ctx->va_size)) {
 		return -EFAULT;
 	}
 	w->path_transient = true;
 	for (;;) {
-		uint64_t *table = xlat_table_host(env, ctx, table_pa);
+		uint64_t *table;
 		uint32_t entries = table_entries(ctx, level);
 		uint32_t idx = (uint32_t)((va - base_va) >> XLAT_ADDR_SHIFT(level));
 		uint64_t desc;
 
+		/* Inline xlat_table_host(): the same checks, hoisted where they can be. */
+		if (remap && (((table_pa + diff) - ctx->tbls_va) >= window)) {
+			return -EFAULT;
+		}
+		table = (uint64_t *)pmem_ptr(&env->mem, table_pa, XLAT_TABLE_BYTES);
 		if ((table == NULL) || (idx >= entries)) {
 			return -EFAULT;
 		}
 		w->table[level + 1] = table;
 		w->idx[level + 1] = idx;
-		w->table_pa = table_pa;
-		w->base_va = base_va;
-		w->level = level;
-		w->entries = entries;
 		desc = table[idx];
 		if ((level == XLAT_LEVEL_MAX) || ((desc & DESC_MASK) != TABLE_DESC)) {
+			w->table_pa = table_pa;
+			w->base_va = base_va;
+			w->level = level;
+			w->entries = entries;
 			return 0;
 		}
 		if ((desc & TRANSIENT_DESC) == 0U) {

@@ -1,0 +1,5 @@
+import sys
+
+from lfafs.cli import main
+
+sys.exit(main())
