@@ -105,20 +105,106 @@ uint64_t va_bitmap_leaves(uint64_t pages)
 	return 1ULL << (64U - (unsigned int)__builtin_clzll(words - 1U));
 }
 
+/* Words at each level of the full bits; returns the number of levels. */
+static unsigned int full_geometry(uint64_t leaves, uint64_t words[VA_FULL_LEVELS_MAX])
+{
+	uint64_t n = leaves;
+	unsigned int k = 0U;
+
+	do {
+		n = (n + WORD_BITS - 1U) / WORD_BITS;
+		words[k++] = n;
+	} while ((n > 1U) && (k < VA_FULL_LEVELS_MAX));
+	return k;
+}
+
 uint64_t va_bitmap_bytes(uint64_t pages)
 {
 	uint64_t leaves = va_bitmap_leaves(pages);
+	uint64_t fw[VA_FULL_LEVELS_MAX];
+	unsigned int levels = full_geometry(leaves, fw);
 	uint64_t bytes = (leaves * sizeof(uint64_t)) + (2U * leaves * sizeof(struct va_summary));
 
+	for (unsigned int k = 0U; k < levels; k++) {
+		bytes += fw[k] * sizeof(uint64_t);
+	}
 	return (bytes + 4095U) & ~4095ULL;
 }
 
 void va_bitmap_view(struct va_bitmap *bm, void *mem, uint64_t pages)
 {
+	uint64_t *next;
+
 	bm->leaves = va_bitmap_leaves(pages);
 	bm->pages = pages;
 	bm->words = (uint64_t *)mem;
 	bm->nodes = (struct va_summary *)(void *)(bm->words + bm->leaves);
+	bm->full_levels = full_geometry(bm->leaves, bm->full_words);
+	next = (uint64_t *)(void *)(bm->nodes + (2U * bm->leaves));
+	for (unsigned int k = 0U; k < bm->full_levels; k++) {
+		bm->full[k] = next;
+		next += bm->full_words[k];
+	}
+}
+
+/* Expected value of full word j at level k (from the level below). */
+static uint64_t full_word(const struct va_bitmap *bm, unsigned int k, uint64_t j)
+{
+	uint64_t v = 0U;
+	uint64_t below = (k == 0U) ? bm->leaves : bm->full_words[k - 1U];
+
+	for (uint64_t b = 0U; b < WORD_BITS; b++) {
+		uint64_t child = (j * WORD_BITS) + b;
+		bool is_full = (child >= below) ||
+			       (((k == 0U) ? bm->words[child] : bm->full[k - 1U][child]) == ~0ULL);
+
+		if (is_full) {
+			v |= 1ULL << b;
+		}
+	}
+	return v;
+}
+
+/* Word w changed: carry "all used" up the 64-ary levels while it flips. */
+static void update_full(struct va_bitmap *bm, uint64_t w)
+{
+	bool is_full = bm->words[w] == ~0ULL;
+	uint64_t idx = w;
+
+	for (unsigned int k = 0U; k < bm->full_levels; k++) {
+		uint64_t *f = &bm->full[k][idx / WORD_BITS];
+		uint64_t old = *f;
+		uint64_t bit = 1ULL << (idx % WORD_BITS);
+		uint64_t now = is_full ? (old | bit) : (old & ~bit);
+
+		if (now == old) {
+			return;
+		}
+		*f = now;
+		if ((old == ~0ULL) == (now == ~0ULL)) {
+			return;
+		}
+		is_full = now == ~0ULL;
+		idx /= WORD_BITS;
+	}
+}
+
+/* Lowest free page through the full bits, or -1. */
+static int64_t find_one(const struct va_bitmap *bm)
+{
+	unsigned int k = bm->full_levels - 1U;
+	uint64_t top = bm->full[k][0];
+	uint64_t idx;
+
+	if (top == ~0ULL) {
+		return -1;
+	}
+	idx = (uint64_t)__builtin_ctzll(~top);
+	while (k > 0U) {
+		k--;
+		idx = (idx * WORD_BITS) + (uint64_t)__builtin_ctzll(~bm->full[k][idx]);
+	}
+	return (int64_t)((idx * WORD_BITS) + (uint64_t)__builtin_ctzll(~bm->words[idx]));
 }
 
 void va_bitmap_rebuild(struct va_bitmap *bm)
@@ -128,6 +214,11 @@ void va_bitmap_rebuild(struct va_bitmap *bm)
 	}
 	for (uint64_t i = bm->leaves - 1U; i >= 1U; i--) {
 		recompute(bm, i);
+	}
+	for (unsigned int k = 0U; k < bm->full_levels; k++) {
+		for (uint64_t j = 0U; j < bm->full_words[k]; j++) {
+			bm->full[k][j] = full_word(bm, k, j);
+		}
 	}
 }
 
@@ -162,6 +253,9 @@ int64_t va_bitmap_find(const struct va_bitmap *bm, uint64_t n)
 
 	if ((n == 0U) || (node_summary(bm, 1U).max < n)) {
 		return -1;
+	}
+	if (n == 1U) {
+		return find_one(bm);
 	}
 	/* Invariant: node i holds a free run of at least n pages. */
 	while (i < bm->leaves) {
@@ -247,6 +341,9 @@ static void update_ancestors(struct va_bitmap *bm, uint64_t lo, uint64_t hi)
 {
 	uint32_t half = WORD_BITS;
 
+	for (uint64_t w = lo; w <= hi; w++) {
+		update_full(bm, w);
+	}
 	if (lo == hi) {
 		update_one(bm, lo);
 		return;
@@ -344,6 +441,14 @@ int va_bitmap_verify(const struct va_bitmap *bm, uint64_t *bad)
 		if (!va_bitmap_used(bm, p)) {
 			*bad = 0U;
 			return -1;
+		}
+	}
+	for (unsigned int k = 0U; k < bm->full_levels; k++) {
+		for (uint64_t j = 0U; j < bm->full_words[k]; j++) {
+			if (bm->full[k][j] != full_word(bm, k, j)) {
+				*bad = 0U;
+				return -1;
+			}
 		}
 	}
 	for (uint64_t w = 0U; w < bm->leaves; w++) {

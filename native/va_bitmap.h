@@ -16,6 +16,11 @@
  *     uint64_t words[leaves];              leaves = next power of two >= words
  *     struct va_summary nodes[2 * leaves]; node 1 is the root, node 0 unused,
  *                                          node leaves + w summarises words[w]
+ *     uint64_t full[...];                  "word is all used" bits, 64-ary,
+ *                                          level by level up to one word
+ *
+ * The full bits answer the commonest request, one page, with one load per
+ * 64-ary level (3 for a 1 GB pool) instead of a 12-level descent.
  *
  * Bits past the last real page are kept at 1, so padding never looks free.
  *
@@ -38,9 +43,14 @@ struct va_summary {
 };
 
 /* A view of a bitmap whose memory has already been bounds-checked. */
+#define VA_FULL_LEVELS_MAX	4
+
 struct va_bitmap {
 	uint64_t *words;
 	struct va_summary *nodes;
+	uint64_t *full[VA_FULL_LEVELS_MAX];	/* full[0] has a bit per word */
+	uint64_t full_words[VA_FULL_LEVELS_MAX];
+	unsigned int full_levels;
 	uint64_t leaves;	/* power of two */
 	uint64_t pages;		/* real pages; the rest is padding */
 };
