@@ -50,7 +50,7 @@ def _checkerboard() -> tuple[Context, int]:
     _, ctx = _fresh_pool()
     n = ctx.free_pages
     ctx.map_batch(array.array("Q", [0x1_0000_0000] * n), PAGE, RW)
-    ctx.unmap_batch(range(POOL_BASE, POOL_BASE + n * PAGE, 2 * PAGE), PAGE)
+    ctx.unmap_batch(array.array("Q", range(POOL_BASE, POOL_BASE + n * PAGE, 2 * PAGE)), PAGE)
     return ctx, n
 
 

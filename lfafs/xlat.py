@@ -527,8 +527,8 @@ class Context:
     def unreserve(self, va: int, size: int) -> None:
         self._range(lib.xlat_unreserve_va_l3_region, "unreserve", va, size)
 
-    def map_batch(self, pas: Iterable[int], size: int, attr: int, *, policy: str = "bitmap") -> list[int]:
-        """Map one ``size``-byte range per PA in one native call; returns the VAs.
+    def map_batch(self, pas: Iterable[int], size: int, attr: int, *, policy: str = "bitmap") -> array.array:
+        """Map one ``size``-byte range per PA in one native call; returns the VAs (``array('Q')``).
 
         The batch stops at the first failing element, which changes nothing;
         :class:`XlatBatchError` then carries the VAs of the elements done.
@@ -549,21 +549,26 @@ class Context:
             rc = lib.xlat_map_l3_batch(self.memory._env, self._ctx, cpas, n, _u64("size", size),
                                        _u64("attr", int(attr)), _POLICIES[policy], vas, self._out)
             done = int(self._out[0])
-        result = [int(v) for v in ffi.unpack(vas, done)] if done else []
+        result = array.array("Q")
+        result.frombytes(ffi.buffer(vas, 8 * done))
         if rc != 0:
-            raise XlatBatchError(-rc, "map_batch", result)
+            raise XlatBatchError(-rc, "map_batch", list(result))
         return result
 
     def unmap_batch(self, vas: Iterable[int], size: int) -> None:
         """Unmap ``size`` bytes at each VA in one native call; stops at the first failure."""
-        vas = [_u64("va", v) for v in vas]
-        n = len(vas)
-        cvas = ffi.new("uint64_t[]", vas) if n else ffi.new("uint64_t[1]")
+        if isinstance(vas, array.array) and vas.typecode == "Q":
+            n = len(vas)
+            cvas = ffi.from_buffer("uint64_t[]", vas) if n else ffi.new("uint64_t[1]")
+        else:
+            vas = [_u64("va", v) for v in vas]
+            n = len(vas)
+            cvas = ffi.new("uint64_t[]", vas) if n else ffi.new("uint64_t[1]")
         with self.memory.lock:
             rc = lib.xlat_unmap_l3_batch(self.memory._env, self._ctx, cvas, n, _u64("size", size), self._out)
             done = int(self._out[0])
         if rc != 0:
-            raise XlatBatchError(-rc, "unmap_batch", vas[:done])
+            raise XlatBatchError(-rc, "unmap_batch", [int(v) for v in vas[:done]])
 
     def find_va(self, size: int, *, policy: str = "bitmap") -> int:
         """The VA ``map`` would pick for ``size`` bytes now, without allocating."""

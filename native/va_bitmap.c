@@ -25,7 +25,7 @@ static uint32_t longest_ones(uint64_t x)
 
 	/* One run only (the common case): adding its lowest bit clears it. */
 	if ((x & (x + (x & (~x + 1U)))) == 0U) {
-		return (uint32_t)__builtin_popcountll(x);
+		return 64U - (uint32_t)__builtin_clzll(x) - (uint32_t)__builtin_ctzll(x);
 	}
 
 	y[0] = x;
@@ -88,6 +88,8 @@ static inline struct va_summary combine(struct va_summary l, struct va_summary r
 	return s;
 }
 
+static void flush(struct va_bitmap *bm);
+
 static inline void recompute(struct va_bitmap *bm, uint64_t i)
 {
 	bm->nodes[i] = combine(node_summary(bm, 2U * i), node_summary(bm, (2U * i) + 1U),
@@ -123,7 +125,8 @@ uint64_t va_bitmap_bytes(uint64_t pages)
 	uint64_t leaves = va_bitmap_leaves(pages);
 	uint64_t fw[VA_FULL_LEVELS_MAX];
 	unsigned int levels = full_geometry(leaves, fw);
-	uint64_t bytes = (leaves * sizeof(uint64_t)) + (2U * leaves * sizeof(struct va_summary));
+	uint64_t bytes = sizeof(struct va_bitmap_hdr) + (leaves * sizeof(uint64_t)) +
+			 (2U * leaves * sizeof(struct va_summary));
 
 	for (unsigned int k = 0U; k < levels; k++) {
 		bytes += fw[k] * sizeof(uint64_t);
@@ -137,7 +140,8 @@ void va_bitmap_view(struct va_bitmap *bm, void *mem, uint64_t pages)
 
 	bm->leaves = va_bitmap_leaves(pages);
 	bm->pages = pages;
-	bm->words = (uint64_t *)mem;
+	bm->hdr = (struct va_bitmap_hdr *)mem;
+	bm->words = (uint64_t *)(void *)(bm->hdr + 1);
 	bm->nodes = (struct va_summary *)(void *)(bm->words + bm->leaves);
 	bm->full_levels = full_geometry(bm->leaves, bm->full_words);
 	next = (uint64_t *)(void *)(bm->nodes + (2U * bm->leaves));
@@ -209,6 +213,7 @@ static int64_t find_one(const struct va_bitmap *bm)
 
 void va_bitmap_rebuild(struct va_bitmap *bm)
 {
+	bm->hdr->pending = 0U;
 	for (uint64_t w = 0U; w < bm->leaves; w++) {
 		bm->nodes[bm->leaves + w] = word_summary(bm->words[w]);
 	}
@@ -245,17 +250,18 @@ static int lowest_run(uint64_t x, uint64_t n)
 	return (m == 0ULL) ? -1 : __builtin_ctzll(m);
 }
 
-int64_t va_bitmap_find(const struct va_bitmap *bm, uint64_t n)
+int64_t va_bitmap_find(struct va_bitmap *bm, uint64_t n)
 {
 	uint64_t i = 1U;
 	uint64_t first = 0U;	/* first page of node i */
 	uint64_t half = bm->leaves * (WORD_BITS / 2U);	/* pages under each child of i */
 
-	if ((n == 0U) || (node_summary(bm, 1U).max < n)) {
-		return -1;
-	}
 	if (n == 1U) {
 		return find_one(bm);
+	}
+	flush(bm);
+	if ((n == 0U) || (node_summary(bm, 1U).max < n)) {
+		return -1;
 	}
 	/* Invariant: node i holds a free run of at least n pages. */
 	while (i < bm->leaves) {
@@ -337,6 +343,18 @@ static void update_one(struct va_bitmap *bm, uint64_t w)
 	}
 }
 
+/* Bring the tree up to date with the pending leaf, if any. */
+static void flush(struct va_bitmap *bm)
+{
+	uint64_t p = bm->hdr->pending;
+
+	bm->hdr->pending = 0U;
+	/* The index lives in emulated memory: trust it only inside the tree. */
+	if ((p != 0U) && (p <= bm->leaves)) {
+		update_one(bm, p - 1U);
+	}
+}
+
 static void update_ancestors(struct va_bitmap *bm, uint64_t lo, uint64_t hi)
 {
 	uint32_t half = WORD_BITS;
@@ -345,9 +363,13 @@ static void update_ancestors(struct va_bitmap *bm, uint64_t lo, uint64_t hi)
 		update_full(bm, w);
 	}
 	if (lo == hi) {
-		update_one(bm, lo);
+		if (bm->hdr->pending != lo + 1U) {
+			flush(bm);
+			bm->hdr->pending = lo + 1U;
+		}
 		return;
 	}
+	flush(bm);
 
 	for (uint64_t w = lo; w <= hi; w++) {
 		bm->nodes[bm->leaves + w] = word_summary(bm->words[w]);
@@ -419,8 +441,9 @@ bool va_bitmap_all_used(const struct va_bitmap *bm, uint64_t first, uint64_t n)
 	return true;
 }
 
-uint64_t va_bitmap_longest(const struct va_bitmap *bm)
+uint64_t va_bitmap_longest(struct va_bitmap *bm)
 {
+	flush(bm);
 	return node_summary(bm, 1U).max;
 }
 
@@ -434,8 +457,13 @@ uint64_t va_bitmap_free(const struct va_bitmap *bm)
 	return free_pages;
 }
 
-int va_bitmap_verify(const struct va_bitmap *bm, uint64_t *bad)
+int va_bitmap_verify(struct va_bitmap *bm, uint64_t *bad)
 {
+	if (bm->hdr->pending > bm->leaves) {
+		*bad = 0U;
+		return -1;
+	}
+	flush(bm);
 	/* Padding: every bit at or past `pages` must be set. */
 	for (uint64_t p = bm->pages; p < bm->leaves * WORD_BITS; p++) {
 		if (!va_bitmap_used(bm, p)) {

@@ -13,6 +13,7 @@
  * The words and the tree live in caller-provided memory (emulated DRAM in
  * lfafs), laid out as:
  *
+ *     struct va_bitmap_hdr hdr;            64 bytes
  *     uint64_t words[leaves];              leaves = next power of two >= words
  *     struct va_summary nodes[2 * leaves]; node 1 is the root, node 0 unused,
  *                                          node leaves + w summarises words[w]
@@ -21,6 +22,13 @@
  *
  * The full bits answer the commonest request, one page, with one load per
  * 64-ary level (3 for a 1 GB pool) instead of a 12-level descent.
+ *
+ * One leaf may be "pending": its word changed but its ancestors in the tree
+ * were not yet recomputed.  A single-word update to the pending word costs
+ * nothing more; an update elsewhere, a multi-page search, or a check first
+ * brings the tree up to date (one O(log pages) pass).  So a run of one-page
+ * maps that fill a word pays for the tree once per word, and every search
+ * still sees an exact tree.
  *
  * Bits past the last real page are kept at 1, so padding never looks free.
  *
@@ -45,7 +53,13 @@ struct va_summary {
 /* A view of a bitmap whose memory has already been bounds-checked. */
 #define VA_FULL_LEVELS_MAX	4
 
+struct va_bitmap_hdr {
+	uint64_t pending;	/* leaf index + 1 whose ancestors are stale, or 0 */
+	uint64_t reserved[7];
+};
+
 struct va_bitmap {
+	struct va_bitmap_hdr *hdr;
 	uint64_t *words;
 	struct va_summary *nodes;
 	uint64_t *full[VA_FULL_LEVELS_MAX];	/* full[0] has a bit per word */
@@ -74,7 +88,7 @@ void va_bitmap_rebuild(struct va_bitmap *bm);
  * Lowest page index that starts a free run of @n pages, or -1 if there is
  * none.  n must be >= 1.
  */
-int64_t va_bitmap_find(const struct va_bitmap *bm, uint64_t n);
+int64_t va_bitmap_find(struct va_bitmap *bm, uint64_t n);
 
 /* Set (used = true) or clear the bits of [first, first + n) and update the tree. */
 void va_bitmap_assign(struct va_bitmap *bm, uint64_t first, uint64_t n, bool used);
@@ -86,7 +100,7 @@ bool va_bitmap_used(const struct va_bitmap *bm, uint64_t page);
 bool va_bitmap_all_used(const struct va_bitmap *bm, uint64_t first, uint64_t n);
 
 /* Longest free run, in pages. */
-uint64_t va_bitmap_longest(const struct va_bitmap *bm);
+uint64_t va_bitmap_longest(struct va_bitmap *bm);
 
 /* Number of free pages (a full count, for reports and checks). */
 uint64_t va_bitmap_free(const struct va_bitmap *bm);
@@ -95,6 +109,6 @@ uint64_t va_bitmap_free(const struct va_bitmap *bm);
  * Verify the tree against the words and the padding.  Returns 0, or -1 and
  * stores the first bad node index (0 for padding) in *bad.
  */
-int va_bitmap_verify(const struct va_bitmap *bm, uint64_t *bad);
+int va_bitmap_verify(struct va_bitmap *bm, uint64_t *bad);
 
 #endif /* LFAFS_VA_BITMAP_H */

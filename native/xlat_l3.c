@@ -400,7 +400,7 @@ static int map_args(const struct xlat_env *env, const struct xlat_ctx *ctx, uint
  * it lies in one L3 table: one walk, and only the checks that can fail on
  * corrupted memory.  This is the path that fills the pool.
  */
-static int map_in_one_table(struct xlat_env *env, struct xlat_ctx *ctx, const struct va_bitmap *bm,
+static int map_in_one_table(struct xlat_env *env, struct xlat_ctx *ctx, struct va_bitmap *bm,
 			    uint64_t tmpl, uint64_t pa, uint64_t va, uint64_t size)
 {
 	const uint64_t n = size >> XLAT_GRANULE_SHIFT;
@@ -425,14 +425,14 @@ static int map_in_one_table(struct xlat_env *env, struct xlat_ctx *ctx, const st
 	}
 	page = page_of(ctx, va);
 	va_bitmap_assign(&view, page, n, true);
-	if (va_bitmap_all_used(&view, round_down(page + n - 1U, 64U), 64U)) {
+	if (view.words[(page + n - 1U) / 64U] == ~0ULL) {
 		update_parent_flags(ctx, &w, &view, round_down(va, XLAT_L3_SPAN), true);
 	}
 	return 0;
 }
 
 /* Find a VA and map it; arguments are checked, @bm and @tmpl prepared by the caller. */
-static int map_one(struct xlat_env *env, struct xlat_ctx *ctx, const struct va_bitmap *bm,
+static int map_one(struct xlat_env *env, struct xlat_ctx *ctx, struct va_bitmap *bm,
 		   uint64_t tmpl, uint64_t pa, uint64_t size, uint32_t policy, uint64_t *mapped_va)
 {
 	uint64_t va;

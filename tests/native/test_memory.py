@@ -88,11 +88,24 @@ def test_check_detects_a_descriptor_changed_behind_the_allocator(layout, memory,
 def test_check_detects_a_corrupted_summary_tree(layout, memory, mmu_on):
     ctx = transient_ctx(layout, 4096)
     ctx.check()
-    # the tree follows the words: 4096 pages = 64 words -> 64 leaves; node 1 at words + 64*8
-    memory.write(ctx.alloc_pa + 64 * 8 + 12, b"\x07\x00\x00\x00")
+    # layout (va_bitmap.h): 64-byte header, 64 words (4096 pages), then the
+    # 12-byte tree nodes; node 1 is the root
+    root = ctx.alloc_pa + 64 + 64 * 8 + 12
+    memory.write(root + 8, b"\x07\x00\x00\x00")  # root.max
     with pytest.raises(XlatError) as e:
         ctx.check()
     assert "summary" in str(e.value)
+
+
+def test_check_rejects_a_pending_leaf_outside_the_tree(layout, memory, mmu_on):
+    ctx = transient_ctx(layout, 4096)
+    memory.write64(ctx.alloc_pa, 1 << 40)  # header.pending
+    with pytest.raises(XlatError) as e:
+        ctx.check()
+    assert "summary" in str(e.value)
+    # the allocator does not follow it either: a 2-page search still works
+    memory.write64(ctx.alloc_pa, 1 << 40)
+    assert ctx.find_va(2 * PAGE) == 0
 
 
 def test_stitching_contexts_on_different_memories_is_refused(layout):
