@@ -485,47 +485,61 @@ class Context:
 
     # -- runtime L3 API -------------------------------------------------------
 
+    def _call(self, fn, op: str, *args) -> int:
+        """Run one native call under the memory lock; bad Python values become EINVAL."""
+        try:
+            with self.memory.lock:
+                return fn(self.memory._env, self._ctx, *args)
+        except (OverflowError, TypeError) as e:
+            raise XlatError(_errno.EINVAL, op, f"arguments must be integers in [0, 2**64): {e}") from None
+
+    @staticmethod
+    def _fail(rc: int, op: str, **args: int) -> None:
+        if rc:
+            raise XlatError(-rc, op, " ".join(f"{k}={v:#x}" for k, v in args.items()))
+
     def map(self, pa: int, size: int, attr: int) -> int:
         """Map ``size`` bytes at ``pa`` at a VA the allocator picks (lowest first fit)."""
-        with self.memory.lock:
-            rc = lib.xlat_map_l3_region(self.memory._env, self._ctx, _u64("pa", pa), _u64("size", size),
-                                        _u64("attr", int(attr)), self._out)
-            _check(rc, "map", f"pa={pa:#x} size={size:#x}")
-            return int(self._out[0])
+        # The hot path: no per-call allocation, errors formatted only on failure.
+        mem = self.memory
+        try:
+            with mem.lock:
+                rc = lib.xlat_map_l3_region(mem._env, self._ctx, pa, size, attr, self._out)
+                va = self._out[0]
+        except (OverflowError, TypeError) as e:
+            raise XlatError(_errno.EINVAL, "map", f"arguments must be integers in [0, 2**64): {e}") from None
+        if rc:
+            self._fail(rc, "map", pa=pa, size=size)
+        return va
 
     def unmap(self, va: int, size: int) -> None:
-        with self.memory.lock:
-            rc = lib.xlat_unmap_l3_region(self.memory._env, self._ctx, _u64("va", va), _u64("size", size))
-        _check(rc, "unmap", f"va={va:#x} size={size:#x}")
+        rc = self._call(lib.xlat_unmap_l3_region, "unmap", va, size)
+        if rc:
+            self._fail(rc, "unmap", va=va, size=size)
 
     def reserve(self, size: int) -> int:
-        with self.memory.lock:
-            rc = lib.xlat_reserve_va_l3_region(self.memory._env, self._ctx, _u64("size", size), self._out)
-            _check(rc, "reserve", f"size={size:#x}")
-            return int(self._out[0])
+        out = ffi.new("uint64_t *")
+        self._fail(self._call(lib.xlat_reserve_va_l3_region, "reserve", size, out), "reserve", size=size)
+        return int(out[0])
 
     def populate(self, va: int, pa: int, size: int, attr: int) -> None:
-        with self.memory.lock:
-            rc = lib.xlat_populate_va_l3_region(self.memory._env, self._ctx, _u64("va", va), _u64("pa", pa),
-                                                _u64("size", size), _u64("attr", int(attr)))
-        _check(rc, "populate", f"va={va:#x} pa={pa:#x} size={size:#x}")
-
-    def _range(self, fn, op: str, va: int, size: int) -> None:
-        with self.memory.lock:
-            rc = fn(self.memory._env, self._ctx, _u64("va", va), _u64("size", size))
-        _check(rc, op, f"va={va:#x} size={size:#x}")
+        rc = self._call(lib.xlat_populate_va_l3_region, "populate", va, pa, size, int(attr))
+        self._fail(rc, "populate", va=va, pa=pa, size=size)
 
     def commit(self, va: int, size: int) -> None:
-        self._range(lib.xlat_commit_va_l3_region, "commit", va, size)
+        self._fail(self._call(lib.xlat_commit_va_l3_region, "commit", va, size), "commit", va=va, size=size)
 
     def decommit(self, va: int, size: int) -> None:
-        self._range(lib.xlat_decommit_va_l3_region, "decommit", va, size)
+        rc = self._call(lib.xlat_decommit_va_l3_region, "decommit", va, size)
+        self._fail(rc, "decommit", va=va, size=size)
 
     def depopulate(self, va: int, size: int) -> None:
-        self._range(lib.xlat_depopulate_va_l3_region, "depopulate", va, size)
+        rc = self._call(lib.xlat_depopulate_va_l3_region, "depopulate", va, size)
+        self._fail(rc, "depopulate", va=va, size=size)
 
     def unreserve(self, va: int, size: int) -> None:
-        self._range(lib.xlat_unreserve_va_l3_region, "unreserve", va, size)
+        rc = self._call(lib.xlat_unreserve_va_l3_region, "unreserve", va, size)
+        self._fail(rc, "unreserve", va=va, size=size)
 
     def map_batch(self, pas: Iterable[int], size: int, attr: int, *, policy: str = "bitmap") -> array.array:
         """Map one ``size``-byte range per PA in one native call; returns the VAs (``array('Q')``).
