@@ -1,1 +1,14 @@
-"""The emulated Arm platform (layer 2): DRAM, CPUs, the EL3 LFA agent, components and the RMM."""
+"""The emulated Arm platform (layer 2): DRAM, CPUs, the EL3 LFA agent, components and the RMM.
+
+Public surface::
+
+    platform = Platform.from_profile("fvp")          # or a TOML path; cpus=N overrides
+    regs = await platform.smc(Fid.LFA_GET_INFO, 0, cpu=0)   # x0..x5, unsigned
+    platform.stage("rmm", version=(0, 10))          # a new image, pending activation
+"""
+
+from lfafs.platform.faults import STAGES, FaultError
+from lfafs.platform.machine import Platform, PlatformError, Regs
+from lfafs.platform.profile import ProfileError, load_profile
+
+__all__ = ["STAGES", "FaultError", "Platform", "PlatformError", "ProfileError", "Regs", "load_profile"]
