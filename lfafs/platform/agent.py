@@ -272,7 +272,10 @@ class Agent:
             rc = await act.activate(cpu, cid, ep, ctx)
         finally:
             if not skip_round:
-                await self._lfa_lock.acquire()
+                # Retake the lock even when the caller is being cancelled, so
+                # that the caller's release always matches an acquire.
+                with trio.CancelScope(shield=True):
+                    await self._lfa_lock.acquire()
         if isinstance(rc, WarmReset):
             # The SMC never returns through the handler: nothing is unwound (TF-A).
             return rc, 0, True
