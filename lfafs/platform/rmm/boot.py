@@ -90,6 +90,7 @@ class RmmImage:
         self.glob_pa = 0
         self.granules: Granules | None = None
         self.booted = False
+        self.boot_args: tuple[int, ...] = ()
 
     # -- layout -----------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class RmmImage:
         """The cold path on one CPU: x0 = cpu, x1 = interface version, x2 = CPU count,
         x3 = shared buffer, x4 = activation token (0 on the first boot)."""
         phases: dict[str, float] = {}
+        self.boot_args = (cpu, x1, x2, x3, x4)
         try:
             token = self._cold_boot(reserve, cpu, x1, x2, x3, x4, phases)
         except BootFailure as e:
