@@ -8,6 +8,7 @@ repetitions.  docs/performance.md records the output with its command.
 from __future__ import annotations
 
 import array
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -112,7 +113,67 @@ def native(repeat: int = REPEAT) -> dict:
     return out
 
 
-SUITES: dict[str, Callable[[], dict]] = {"native": native}
+def _activation_seconds(pages: int, rounds: int) -> float:
+    """Best wall time of ``rounds`` 4-CPU RMM activations after ``pages`` one-page dynamic maps."""
+    import trio
+
+    from lfafs.platform import Platform
+    from lfafs.smccc import Fid
+
+    platform = Platform.from_profile("fvp", cpus=4)
+    if pages:
+        platform.rmmd.rmm.dyn.map_batch(array.array("Q", [0x1_0000_0000] * pages), PAGE, RW)
+    rmm = platform.component("rmm")
+
+    async def one_round() -> float:
+        platform.stage("rmm", version=(rmm.version[0], rmm.version[1] + 1))
+        assert (await platform.smc(Fid.LFA_GET_INVENTORY, rmm.index)).x0 == 0
+        assert (await platform.smc(Fid.LFA_PRIME, rmm.index)).x0 == 0
+        results = []
+
+        async def cpu(n: int) -> None:
+            results.append((await platform.smc(Fid.LFA_ACTIVATE, rmm.index, cpu=n)).x0)
+
+        gc.collect()
+        gc.disable()  # a collection inside one round would swamp a millisecond
+        try:
+            t0 = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for n in range(4):
+                    nursery.start_soon(cpu, n)
+            dt = time.perf_counter() - t0
+        finally:
+            gc.enable()
+        assert results == [0, 0, 0, 0], results
+        assert platform.last_report.dynamic_pages_preserved >= pages
+        return dt
+
+    async def run() -> float:
+        return min([await one_round() for _ in range(rounds)])
+
+    return trio.run(run)
+
+
+ACTIVATION_PAGES = (0, 1_000, 100_000, 250_000)
+
+
+def activation(repeat: int = 5, rounds: int = 10) -> dict:
+    """RMM activation time against the number of dynamically mapped pages (issue 3).
+
+    Each figure is the best of ``repeat`` platforms x ``rounds`` activations;
+    the sizes are interleaved so that drift of the machine hits them alike.
+    """
+    best = {n: float("inf") for n in ACTIVATION_PAGES}
+    for _ in range(repeat):
+        for n in ACTIVATION_PAGES:
+            best[n] = min(best[n], _activation_seconds(n, rounds))
+    out: dict = {f"activation_ms_{n}_pages": best[n] * 1e3 for n in ACTIVATION_PAGES}
+    out["ratios"] = {f"{n}_over_0": best[n] / best[0] for n in ACTIVATION_PAGES[1:]}
+    out["targets"] = {"250000_over_0 <= 1.10": out["ratios"]["250000_over_0"] <= 1.10}
+    return out
+
+
+SUITES: dict[str, Callable[[], dict]] = {"native": native, "activation": activation}
 
 _LABELS = {
     "pool_pages": ("pages in the pool", ""),
@@ -126,6 +187,7 @@ _LABELS = {
     "checkerboard_hole_at_top_ns_tfrmm_scan": ("checkerboard + hole at top (TF-RMM scan)", "ns"),
     "python_map_unmap_ns": ("map+unmap through Python, per pair", "ns"),
     "batch_map_unmap_ns": ("map+unmap in batches, per pair", "ns"),
+    **{f"activation_ms_{n}_pages": (f"RMM activation, 4 CPUs, {n:,} pages mapped", "ms") for n in (0, 1_000, 100_000, 250_000)},
 }
 
 

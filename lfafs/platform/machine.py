@@ -288,6 +288,7 @@ class Platform:
         report = self._report
         t0 = trio.current_time()
         fault = await self.apply_fault(cid, "boot")
+        waited = trio.current_time() - t0  # modelled boot latency, if any
         if fault is not None and fault.status is not None:
             result = BootResult(RmmBootStatus.UNKNOWN_ERROR, 0, f"injected boot failure ({fault.status.name})")
             self.rmmd._boot_complete(cpu, result)
@@ -299,7 +300,7 @@ class Platform:
         self._realm_trace(cpu, Fid.RMM_BOOT_COMPLETE, (int(result.status), result.token), t0)
         if report is not None:
             report.boot_phases = result.phases
-            report.leader_boot_s = trio.current_time() - t0 + sum(result.phases.values())
+            report.leader_boot_s = waited + sum(result.phases.values())
         if result.status != RmmBootStatus.SUCCESS:
             self.report_reason(f"the new RMM failed to boot: {result.status.name}: {result.reason}")
             return LfaStatus.ACTIVATION_FAILED
