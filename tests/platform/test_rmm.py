@@ -208,3 +208,42 @@ async def test_activation_report(fvp):
     assert {"static_tables", "stitch", "glob_data_checks", "glob_data"} <= set(rep.boot_phases)
     assert rep.fw_img_sequence == 2 and rep.leader_cpu in range(4)
     assert rep.tlb_invalidations == 0
+
+
+def test_pool_base_rule():
+    from lfafs.platform.rmm.low_va import pool_base
+
+    assert pool_base(0) == 1 << 39  # max(1 GB, end) rounded up to 512 GB
+    assert pool_base(0xFE00_0000) == 1 << 39
+    assert pool_base((1 << 39) + 1) == 2 << 39
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("low_va_capacity", 12, "capacity"),
+    ("static_tables_num", 3, "static tables"),
+    ("pool_size", 2 << 30, "dynamic pool"),
+    ("pool_base", 2 << 39, "dynamic pool"),
+    ("glob_data_pa", 0x1000, "says it is at"),
+])
+async def test_corrupted_glob_data_fails_the_lfa_boot(fvp, field, value, words):
+    r = rmm(fvp)
+    g = r.glob_data()
+    setattr(g, field, value)
+    g.write(fvp.dram, r.glob_pa)
+    results = await lfa_rmm(fvp)
+    await assert_failed_and_realm_disabled(fvp, results)
+    assert words in fvp.rmmd.failure
+
+
+async def test_a_corrupted_dynamic_context_fails_the_lfa_boot(fvp):
+    r = rmm(fvp)
+    fvp.dram.write64(gd.dyn_ctx_pa(r.glob_pa), 0)  # the context's magic
+    results = await lfa_rmm(fvp)
+    await assert_failed_and_realm_disabled(fvp, results)
+    assert "dynamic context" in fvp.rmmd.failure
+
+
+async def test_boot_complete_stores_the_token_even_on_failure(fvp):
+    fvp.inject("rmm", "boot", status="LFA_ACTIVATION_FAILED", once=True)
+    await lfa_rmm(fvp)
+    assert fvp.rmmd.tokens[fvp.last_report.leader_cpu] == 0  # x2 of the failed BOOT_COMPLETE
