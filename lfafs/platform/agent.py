@@ -96,6 +96,7 @@ class Agent:
         self.users = 0
         self.failed = False
         self.cancel_locked = False
+        self.resumed: dict[int, WarmReset] = {}  # CPUs that left ACTIVATE by a warm reset
 
     def reset_activation(self) -> None:
         """lfa_reset_activation(): pending flags and the holding pen are untouched."""
@@ -231,6 +232,7 @@ class Agent:
             if locked:
                 self._lfa_lock.release()
         if isinstance(status, WarmReset):
+            self.resumed[cpu] = status
             x[0] = status.context_id  # the CPU resumes in NS at entry_point with x0 = context id
             return
         x[0], x[1] = u64(status), call_again

@@ -259,10 +259,10 @@ class Platform:
         try:
             img = images.authenticate(c.staged, self.profile.auth_key, c.spec.guid)
         except images.ImageError as e:
-            self._prime_failure = str(e)
+            self.report_reason(f"PRIME: the staged image does not authenticate: {e}")
             return -Errno.EAUTH
         if c.spec.activator == "rmm" and not img.rmm_ifc:
-            self._prime_failure = "not an RMM image (no RMM-EL3 interface version)"
+            self.report_reason("PRIME: not an RMM image (no RMM-EL3 interface version)")
             return -Errno.EAUTH
         c.loaded = img
         return 0
@@ -291,7 +291,7 @@ class Platform:
         waited = trio.current_time() - t0  # modelled boot latency, if any
         if fault is not None and fault.status is not None:
             result = BootResult(RmmBootStatus.UNKNOWN_ERROR, 0, f"injected boot failure ({fault.status.name})")
-            self.rmmd._boot_complete(cpu, result)
+            self.rmmd.boot_complete(cpu, result)
         else:
             tlbi_before = self.dram.tlbi.pages
             result = self.rmmd.primary_activate(cpu, c.loaded)
@@ -335,7 +335,6 @@ class Platform:
             self._report = ActivationReport(component=c.name, from_version=c.version,
                                             to_version=c.staged_version or c.version)
             self._report.started_at = trio.current_time()
-        self._prime_failure = ""
 
     def report_leader(self, cpu: int) -> None:
         if self._report is not None:
@@ -345,6 +344,11 @@ class Platform:
     def report_reason(self, reason: str) -> None:
         if self._report is not None:
             self._report.reason = reason
+
+    @property
+    def current_report(self) -> ActivationReport | None:
+        """The report of the activation being prepared or run (filed ones are in ``reports``)."""
+        return self._report if self._report is not None and not self._report.filed else None
 
     @property
     def last_report(self) -> ActivationReport | None:
@@ -400,9 +404,19 @@ class Platform:
     async def _activate_with_report(self, cpu: int, x: list[int]) -> None:
         cid = x[1] & 0xFFFF_FFFF
         report = self._report
-        if report is None or report.filed or report.component != self._name(cid):
+        if report is not None and not report.filed and report.component != self._name(cid):
             report = None
-        elif report.cpus == 0:
+        elif (report is None or report.filed) and cid == self.agent.current.component_id \
+                and not self.agent.in_progress:
+            # A new round without a new PRIME (a retry after a failure): a report of its own.
+            c = self.components[cid]
+            report = self._report = ActivationReport(
+                component=c.name, from_version=c.version,
+                to_version=c.loaded.version if c.loaded is not None else c.version)
+            report.started_at = trio.current_time()
+        elif report is not None and report.filed:
+            report = None
+        if report is not None and report.cpus == 0:
             report.round_started_at = trio.current_time()
         if report is not None:
             report.cpus += 1
@@ -417,7 +431,8 @@ class Platform:
             return
         if report.leader_at:
             report.rendezvous_s = report.leader_at - report.round_started_at
-        report.status = status if not self.agent.current.reset else 0  # BL31: x0 is the context id
+        # A CPU that warm-reset into NS got x0 = its context id, not a status.
+        report.status = 0 if self.agent.resumed.pop(cpu, None) is not None else status
         report.total_s = trio.current_time() - report.started_at
         report.filed = True
         self.reports.append(report)

@@ -54,7 +54,7 @@ class Rmmd:
             return self.allocator.reserve(size, args)
         return -1, 0  # an EL3 without RESERVE_MEMORY: SMC_UNK
 
-    def _boot_complete(self, cpu: int, result: BootResult) -> None:
+    def boot_complete(self, cpu: int, result: BootResult) -> None:
         """RMM_BOOT_COMPLETE: x2 is stored as the CPU's token whatever x1 says."""
         self.tokens[cpu] = result.token
         if result.status != RmmBootStatus.SUCCESS:
@@ -72,7 +72,7 @@ class Rmmd:
         self._manifest()
         result = rmm.cold_boot(self.reserve, cpu, RMM_EL3_INTERFACE_VERSION, self.ncpus,
                                self.shared_buffer, self.tokens[cpu])
-        self._boot_complete(cpu, result)
+        self.boot_complete(cpu, result)
         if result.status == RmmBootStatus.SUCCESS:
             self.rmm = rmm
         return result
@@ -82,7 +82,7 @@ class Rmmd:
         if self.rmm is None:
             return BootResult(RmmBootStatus.UNKNOWN_ERROR, 0, "no RMM image")
         result = self.rmm.warm_boot(cpu, self.tokens[cpu])
-        self._boot_complete(cpu, result)
+        self.boot_complete(cpu, result)
         return result
 
     def primary_activate(self, cpu: int, image: Image) -> BootResult:

@@ -92,6 +92,6 @@ class ActivationReport:
         d = attrs.asdict(self)
         for key in ("started_at", "round_started_at", "leader_at", "filed"):
             d.pop(key)
-        d["from_version"] = "%d.%d" % self.from_version
-        d["to_version"] = "%d.%d" % self.to_version
+        d["from_version"] = "{}.{}".format(*self.from_version)
+        d["to_version"] = "{}.{}".format(*self.to_version)
         return d

@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from lfafs.platform import Platform
-from lfafs.platform.profile import load_profile, profile_from_dict
+from lfafs.platform.profile import profile_from_dict
 from lfafs.smccc import Fid, s64
 
 BL31, BL32, BL33, RMM, SP1, SP2 = range(6)  # the fvp profile's table order

@@ -148,9 +148,12 @@ async def test_bl31_resumes_every_cpu_in_ns(fvp):
     await ready(fvp, BL31, version=(2, 16))
     bad = await call(fvp, Fid.LFA_ACTIVATE, BL31, 0, 0, 7)
     assert st(bad) == -5  # a bad NS entry point: CRITICAL_ERROR, never INVALID_ADDRESS
+    assert fvp.last_report.status == -5
     results = await activate_on(fvp, BL31, all_cpus(fvp), ep=0x8800_0000, ctx=0xC0FFEE)
     assert {r.x0 for r in results.values()} == {0xC0FFEE}
     assert fvp.component("bl31").version == (2, 16)
+    assert (fvp.last_report.component, fvp.last_report.status, fvp.last_report.cpus) == ("bl31", 0, 4)
+    assert len(fvp.reports) == 2
 
 
 async def test_cancel_with_nothing_claimed(fvp):

@@ -107,6 +107,7 @@ async def test_an_image_signed_with_another_key_fails_authentication(fvp):
     fvp.stage("rmm", image=bad)
     await call(fvp, Fid.LFA_GET_INVENTORY, RMM)
     assert st(await call(fvp, Fid.LFA_PRIME, RMM)) == -3
+    assert "key" in fvp.current_report.reason
 
 
 async def test_garbage_and_foreign_images_fail_authentication(fvp):

@@ -7,7 +7,7 @@ import pytest
 from lfafs.platform import Platform, PlatformError, ProfileError, load_profile
 from lfafs.smccc import Fid
 
-from .conftest import call, st
+from .conftest import call
 
 
 def test_fvp_mirrors_tf_a_table_with_every_option():
