@@ -239,10 +239,18 @@ class LfaDriver:
             raise DriverError(errno.ENOENT)
         return img
 
-    async def read(self, guid: str, attr: str) -> bytes:
+    FRESH = ("activation_pending", "pending_version")  # shown after a GET_INVENTORY
+
+    def read_cached(self, guid: str, attr: str) -> bytes | None:
+        """An attribute's text from the driver's cache, or None if showing it asks firmware.
+
+        Safe to call from any thread: it reads one image's fields, no SMC.
+        """
         img = self.image(guid)
         if attr not in self.abi.files or ATTRIBUTES[attr] & 0o444 == 0:
             raise DriverError(errno.EACCES)
+        if attr in self.FRESH:
+            return None
         if attr == "name":
             return img.name.encode() + b"\n"
         if attr == "activation_capable":
@@ -257,6 +265,14 @@ class LfaDriver:
             return b"%d\n" % img.auto_activate
         if attr == "current_version":
             return format_version(img.current_version)
+        raise DriverError(errno.EACCES)
+
+    async def read(self, guid: str, attr: str) -> bytes:
+        """show(): cached values at once; activation_pending and pending_version ask firmware."""
+        cached = self.read_cached(guid, attr)
+        if cached is not None:
+            return cached
+        img = self.image(guid)
         if attr == "activation_pending":
             async with self._read_lock():
                 inv = await self._smc(Fid.LFA_GET_INVENTORY, img.seq_id & 0xFFFF_FFFF)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+
+from .harness import Mounted, MountError, fuse_unavailable
+
+
+@pytest.fixture
+def mount(tmp_path):
+    why = fuse_unavailable()
+    if why:
+        pytest.skip(f"needs a real FUSE mount: {why}")
+    try:
+        m = Mounted(tmp_path / "firmware")
+    except MountError as e:
+        pytest.skip(f"needs a real FUSE mount: {e}")
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def mount_factory(tmp_path):
+    why = fuse_unavailable()
+    if why:
+        pytest.skip(f"needs a real FUSE mount: {why}")
+    made = []
+
+    def make(**kw):
+        m = Mounted(tmp_path / f"firmware{len(made)}", **kw)
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.close()

@@ -1,0 +1,109 @@
+"""A real FUSE mount of an emulated platform, served from a background thread.
+
+The Trio loop (platform + driver) runs in its own thread; the FUSE loop in a
+worker thread of it. Tests use the mount with ordinary file calls and
+subprocesses, and reach the platform through ``call``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+
+import trio
+
+from lfafs.driver import LfaDriver
+from lfafs.driver.lfa import platform_conduit
+from lfafs.fs import SysfsOps, serve
+from lfafs.platform import Platform
+
+
+class MountError(RuntimeError):
+    pass
+
+
+def fuse_unavailable() -> str | None:
+    """Why mounting cannot work here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing on this machine"
+    if os.geteuid() != 0:
+        return "mounting FUSE filesystems with allow_other needs root"
+    return None
+
+
+class Mounted:
+    def __init__(self, mountpoint, *, profile: str = "fvp", abi: str = "v3", passthrough: str | None = None,
+                 cpus: int | None = None) -> None:
+        self.mnt = str(mountpoint)
+        os.makedirs(self.mnt, exist_ok=True)
+        self.lfa = os.path.join(self.mnt, "lfa")
+        self._profile, self._abi, self._passthrough, self._cpus = profile, abi, passthrough, cpus
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lfafs-test-mount", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30) or self._error is not None:
+            self.close()
+            raise MountError(f"the mount did not come up: {self._error!r}")
+
+    def _run(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException as e:  # reported to the waiting test
+            self._error = e
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self.platform = Platform.from_profile(self._profile, cpus=self._cpus)
+        p = self.platform
+        conduit = platform_conduit(p.smc, lambda: [c for c in range(p.ncpus) if p.cpu_on[c]])
+        async with trio.open_nursery() as nursery:
+            self.driver = LfaDriver(conduit, abi=self._abi)
+            await self.driver.probe(nursery)
+            self.token = trio.lowlevel.current_trio_token()
+            ops = SysfsOps(self.driver, self.token, passthrough=self._passthrough)
+
+            async def fuse_then_stop() -> None:
+                await trio.to_thread.run_sync(serve, ops, self.mnt, abandon_on_cancel=True)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(fuse_then_stop)
+            for _ in range(3000):
+                if await trio.to_thread.run_sync(os.path.ismount, self.mnt):
+                    self._ready.set()
+                    break
+                await trio.sleep(0.01)
+            else:
+                raise MountError(f"{self.mnt} never became a mount point")
+
+    def call(self, fn, *args):
+        """Run fn(*args) in the Trio thread that owns the platform."""
+        return trio.from_thread.run_sync(lambda: fn(*args), trio_token=self.token)
+
+    def acall(self, afn, *args):
+        return trio.from_thread.run(afn, *args, trio_token=self.token)
+
+    def path(self, guid: str, attr: str | None = None) -> str:
+        return os.path.join(self.lfa, guid, attr) if attr else os.path.join(self.lfa, guid)
+
+    def read(self, guid: str, attr: str) -> str:
+        with open(self.path(guid, attr)) as f:
+            return f.read()
+
+    def write(self, guid: str, attr: str, data: str = "1\n") -> int:
+        fd = os.open(self.path(guid, attr), os.O_WRONLY)
+        try:
+            return os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if os.path.ismount(self.mnt):
+            subprocess.run(["fusermount3", "-u", self.mnt], check=False, capture_output=True)
+            for _ in range(500):
+                if not os.path.ismount(self.mnt):
+                    break
+                time.sleep(0.01)
+        self._thread.join(timeout=30)

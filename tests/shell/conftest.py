@@ -1,0 +1,1 @@
+from tests.fs.conftest import mount  # noqa: F401  (the same real mount)
