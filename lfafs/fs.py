@@ -15,6 +15,7 @@ an activation holds the driver busy.
 
 from __future__ import annotations
 
+import collections
 import errno
 import itertools
 import os
@@ -30,6 +31,7 @@ from lfafs.driver import ATTRIBUTES, LfaDriver
 from lfafs.driver.lfa import DriverError
 
 PAGE = 4096
+HANDLES = 4096
 DIR_MODE = stat.S_IFDIR | 0o755
 
 
@@ -44,7 +46,10 @@ class SysfsOps(mfusepy.Operations):
         self._token = trio_token
         self._passthrough = passthrough  # host directory shown beside lfa/ (read-only), or None
         self._born = time.time_ns()
-        self._handles: dict[int, bytes | None] = {}  # rendered value per open attribute
+        # The value rendered at offset 0, per open handle. There is no release()
+        # callback (each callback is a round trip through Python), so the table is
+        # bounded instead: a handle evicted after HANDLES newer opens renders anew.
+        self._handles: collections.OrderedDict[int, bytes | None] = collections.OrderedDict()
         self._next_fh = itertools.count(1)
         self._mu = threading.Lock()  # never name an attribute like a FUSE op (e.g. "lock")
 
@@ -132,7 +137,8 @@ class SysfsOps(mfusepy.Operations):
         if node[0] == "host":
             if acc != os.O_RDONLY:
                 raise mfusepy.FuseOSError(errno.EACCES)
-            fi.fh = os.open(node[1], os.O_RDONLY)
+            if not os.access(node[1], os.R_OK):
+                raise mfusepy.FuseOSError(errno.EACCES)
             fi.direct_io = 1
             return 0
         if node[0] != "attr":
@@ -148,23 +154,21 @@ class SysfsOps(mfusepy.Operations):
         with self._mu:
             fh = next(self._next_fh)
             self._handles[fh] = None
+            if len(self._handles) > HANDLES:
+                self._handles.popitem(last=False)
         fi.fh = fh
         fi.direct_io = 1
-        return 0
-
-    def release(self, path: str, fi) -> int:
-        with self._mu:
-            if self._handles.pop(fi.fh, "host") == "host":
-                try:
-                    os.close(fi.fh)
-                except OSError:
-                    pass
         return 0
 
     def read(self, path: str, size: int, offset: int, fi) -> bytes:
         node = self._parse(path)
         if node[0] == "host":
-            return os.pread(fi.fh, size, offset)
+            # No descriptor is kept open (and so no release() is needed): read by path.
+            fd = os.open(node[1], os.O_RDONLY)
+            try:
+                return os.pread(fd, size, offset)
+            finally:
+                os.close(fd)
         _, guid, attr = node
         with self._mu:
             rendered = self._handles.get(fi.fh)

@@ -14,10 +14,6 @@ import time
 
 import trio
 
-from lfafs.driver import LfaDriver
-from lfafs.driver.lfa import platform_conduit
-from lfafs.fs import SysfsOps, serve
-from lfafs.platform import Platform
 
 
 class MountError(RuntimeError):
@@ -56,27 +52,14 @@ class Mounted:
             self._ready.set()
 
     async def _main(self) -> None:
-        self.platform = Platform.from_profile(self._profile, cpus=self._cpus)
-        p = self.platform
-        conduit = platform_conduit(p.smc, lambda: [c for c in range(p.ncpus) if p.cpu_on[c]])
-        async with trio.open_nursery() as nursery:
-            self.driver = LfaDriver(conduit, abi=self._abi)
-            await self.driver.probe(nursery)
-            self.token = trio.lowlevel.current_trio_token()
-            ops = SysfsOps(self.driver, self.token, passthrough=self._passthrough)
+        from lfafs.daemon import run_mount
 
-            async def fuse_then_stop() -> None:
-                await trio.to_thread.run_sync(serve, ops, self.mnt, abandon_on_cancel=True)
-                nursery.cancel_scope.cancel()
+        def ready(mount) -> None:
+            self.platform, self.driver, self.token = mount.platform, mount.driver, mount.token
+            self._ready.set()
 
-            nursery.start_soon(fuse_then_stop)
-            for _ in range(3000):
-                if await trio.to_thread.run_sync(os.path.ismount, self.mnt):
-                    self._ready.set()
-                    break
-                await trio.sleep(0.01)
-            else:
-                raise MountError(f"{self.mnt} never became a mount point")
+        await run_mount(self.mnt, profile=self._profile, abi=self._abi, cpus=self._cpus,
+                        passthrough=self._passthrough, ready=ready)
 
     def call(self, fn, *args):
         """Run fn(*args) in the Trio thread that owns the platform."""

@@ -258,3 +258,16 @@ def test_listing_follows_rescans(mount):
 def test_kernel_log(mount):
     lines = mount.call(mount.driver.klog.text)
     assert any("Arm LFA: Live Firmware Activation: detected v1.0" in line for line in lines)
+
+
+def test_passthrough_serves_the_hosts_other_firmware_entries_read_only(mount_factory, tmp_path):
+    host = tmp_path / "host-firmware"
+    (host / "dmi" / "tables").mkdir(parents=True)
+    (host / "dmi" / "tables" / "smbios_entry_point").write_bytes(b"_SM3_")
+    (host / "lfa").mkdir()  # the host's own lfa/ is hidden behind the emulated one
+    m = mount_factory(passthrough=str(host))
+    assert sorted(os.listdir(m.mnt)) == ["dmi", "lfa"]
+    with open(os.path.join(m.mnt, "dmi", "tables", "smbios_entry_point"), "rb") as f:
+        assert f.read() == b"_SM3_"
+    assert err_of(os.open, os.path.join(m.mnt, "dmi", "tables", "smbios_entry_point"), os.O_WRONLY) == errno.EACCES
+    assert len(os.listdir(m.lfa)) == 6
