@@ -3,6 +3,7 @@
 #   make test  the same set-up, then the whole test suite
 
 PYTHON ?= python3
+MOUNTPOINT ?= /tmp/lfafs/firmware
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -10,8 +11,11 @@ DEPS   := pyproject.toml setup.py lfafs/_native_build.py $(wildcard native/*.c n
 
 .PHONY: run test sanitize bench clean system-deps
 
+# The main job: the embedded default platform served at $(MOUNTPOINT) until Ctrl-C.
 run: $(STAMP)
-	$(BIN)/lfafs bench native
+	@mkdir -p $(MOUNTPOINT)
+	@echo "lfafs: in another shell try: grep . $(MOUNTPOINT)/lfa/*/name   (Ctrl-C here stops it)"
+	$(BIN)/lfafs mount --foreground $(MOUNTPOINT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -69,3 +69,51 @@ async def run_mount(mountpoint: str | pathlib.Path, *, profile: str | pathlib.Pa
             result = ready(mount)
             if result is not None:
                 await result
+
+
+def check_can_mount(mountpoint: str) -> str | None:
+    """Why a mount at ``mountpoint`` cannot work here, as a sentence with what to do, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing: load the fuse module (modprobe fuse) or run where FUSE is available"
+    if os.geteuid() != 0:
+        return "lfafs mounts /sys/firmware-style files owned by root: run it as root (sudo)"
+    if not os.path.isdir(mountpoint):
+        return f"{mountpoint} is not a directory: create it first (mkdir -p {mountpoint})"
+    if os.path.ismount(mountpoint):
+        return f"{mountpoint} is already a mount point: unmount it first (lfafs umount {mountpoint})"
+    return None
+
+
+async def serve_foreground(mountpoint: str, *, profile: str = "fvp", abi: str = "v3",
+                           cpus: int | None = None, passthrough: str | None = None,
+                           announce: Callable[[str], None] = print) -> int:
+    """The daemon: serve until SIGTERM/SIGINT/SIGHUP or an unmount, then leave nothing mounted."""
+    import signal
+
+    # Opened before libfuse starts, so that libfuse leaves these signals to us.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+
+            def ready(mount: Mount) -> None:
+                announce(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint}")
+
+            async def serve_it() -> None:
+                await run_mount(mountpoint, profile=profile, abi=abi, cpus=cpus, passthrough=passthrough,
+                                auto_unmount=True, ready=ready)
+                nursery.cancel_scope.cancel()
+
+            async def on_signal() -> None:
+                async for _ in signals:
+                    await unmount(mountpoint)
+                    return
+
+            nursery.start_soon(serve_it)
+            nursery.start_soon(on_signal)
+    return 0
+
+
+async def unmount(mountpoint: str) -> None:
+    with trio.CancelScope(shield=True):
+        result = await trio.run_process(["fusermount3", "-u", mountpoint], check=False, capture_stderr=True)
+        if result.returncode != 0 and os.path.ismount(mountpoint):
+            await trio.run_process(["fusermount3", "-u", "-z", mountpoint], check=False, capture_stderr=True)

@@ -98,6 +98,11 @@ class Agent:
         self.cancel_locked = False
         self.resumed: dict[int, WarmReset] = {}  # CPUs that left ACTIVATE by a warm reset
 
+    def table_changed(self) -> None:
+        """The platform's component table changed (idle only): pending flags follow their index."""
+        self.n = self.plat.num_components()
+        self.pending = [False] * self.n
+
     def reset_activation(self) -> None:
         """lfa_reset_activation(): pending flags and the holding pen are untouched."""
         self.current = CurrentActivation()

@@ -184,6 +184,35 @@ class Platform:
         c.staged = bytes(image)
         c.staged_version = staged_version
 
+    def add_component(self, spec) -> Component:
+        """A firmware update that adds a component to the LFA table (seen at the next scan)."""
+        self._check_table_change()
+        if any(c.name == spec.name or c.spec.guid == spec.guid for c in self.components):
+            raise PlatformError(f"a component named {spec.name} or with GUID {spec.guid} already exists")
+        c = Component(index=len(self.components), spec=spec, version=spec.version)
+        self.components.append(c)
+        self._activators.append(ACTIVATORS[spec.activator](self, c) if spec.activation_capable else None)
+        self.agent.table_changed()
+        return c
+
+    def remove_component(self, component: str | int) -> None:
+        """A firmware update that drops a component: later ones move down one seq id."""
+        self._check_table_change()
+        c = self.component(component)
+        if c.spec.activator == "rmm":
+            raise PlatformError("the RMM component cannot be removed from a running platform")
+        if len(self.components) == 1:
+            raise PlatformError("the last component cannot be removed (TF-A needs at least one)")
+        del self.components[c.index]
+        del self._activators[c.index]
+        for i, other in enumerate(self.components):
+            other.index = i
+        self.agent.table_changed()
+
+    def _check_table_change(self) -> None:
+        if self.agent.current.component_id != 0xFFFF_FFFF or self.agent.in_progress:
+            raise PlatformError("an activation is prepared or running: cancel it before changing the component table")
+
     def unstage(self, component: str | int) -> None:
         c = self.component(component)
         c.staged = None

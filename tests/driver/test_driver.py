@@ -330,3 +330,26 @@ async def test_seq_ids_follow_the_guid_after_a_rescan(rig):
     rig.platform.stage("rmm", version=(1, 0))
     await rig.read(RMM_GUID, "activation_pending")  # the agent learns of it at GET_INVENTORY
     assert await rig.read(RMM_GUID, "activation_pending") == b"1\n"
+
+
+async def test_a_failed_inventory_at_scan_leaves_no_directory(nursery):
+    from lfafs.driver import LfaDriver
+    from lfafs.driver.lfa import platform_conduit
+    from lfafs.platform import Platform
+    from lfafs.smccc import Fid
+
+    p = Platform.from_profile("fvp")
+    inner = platform_conduit(p.smc, lambda: [0, 1, 2, 3])
+
+    class Flaky:
+        async def smc(self, cpu, fid, x1=0, *rest):
+            if fid == Fid.LFA_GET_INVENTORY and x1 == 4:
+                return (2**64 - 8, x1, 0, 0, 0, 0)  # INVALID_PARAMETERS for seq 4
+            return await inner.smc(cpu, fid, x1, *rest)
+
+        def online_cpus(self):
+            return inner.online_cpus()
+
+    d = LfaDriver(Flaky())
+    assert await d.probe(nursery)
+    assert SP1_GUID not in d.images and len(d.images) == 5

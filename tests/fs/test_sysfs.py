@@ -271,3 +271,28 @@ def test_passthrough_serves_the_hosts_other_firmware_entries_read_only(mount_fac
         assert f.read() == b"_SM3_"
     assert err_of(os.open, os.path.join(m.mnt, "dmi", "tables", "smbios_entry_point"), os.O_WRONLY) == errno.EACCES
     assert len(os.listdir(m.lfa)) == 6
+
+
+def test_rescan_after_activation_adds_and_removes_directories(mount):
+    import uuid
+
+    from lfafs.platform.profile import ComponentSpec
+
+    scp = ComponentSpec(name="scp", guid=uuid.UUID("11111111-2222-3333-4444-555555555555"), activator="none",
+                        version=(1, 0), may_reset_cpu=False, cpu_rendezvous_required=False)
+    sp2 = "c3ff2127-7e41-a9f8-05af-24a1afa33474"
+    mount.write(RMM, "auto_activate", "1")
+    mount.call(mount.platform.remove_component, "sp2")
+    mount.call(mount.platform.add_component, scp)
+    assert sp2 in os.listdir(mount.lfa)  # nothing rescans until an activation
+    stage(mount, "rmm", (1, 0))
+    mount.read(RMM, "activation_pending")
+    mount.write(RMM, "activate")
+    assert "11111111-2222-3333-4444-555555555555" in os.listdir(mount.lfa)  # before the write returned
+    assert mount.read("11111111-2222-3333-4444-555555555555", "name") == "11111111-2222-3333-4444-555555555555\n"
+    for _ in range(100):
+        if sp2 not in os.listdir(mount.lfa):
+            break
+        time.sleep(0.01)
+    assert sp2 not in os.listdir(mount.lfa)  # removed shortly after
+    assert mount.read(RMM, "auto_activate") == "1\n"  # kept by GUID

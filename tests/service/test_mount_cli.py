@@ -1,0 +1,85 @@
+"""lfafs mount / umount through real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.fs.harness import fuse_unavailable
+
+LFAFS = [sys.executable, "-m", "lfafs"]
+
+
+@pytest.fixture
+def mnt(tmp_path):
+    why = fuse_unavailable()
+    if why:
+        pytest.skip(f"needs a real FUSE mount: {why}")
+    d = tmp_path / "firmware"
+    d.mkdir()
+    yield str(d)
+    if os.path.ismount(str(d)):
+        subprocess.run(["fusermount3", "-u", "-z", str(d)], check=False)
+
+
+def wait(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_mount_returns_once_live_and_umount_stops_it(mnt):
+    r = subprocess.run([*LFAFS, "mount", mnt], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert os.path.ismount(mnt) and "6c0762a6-12f2-4b56-92cb-ba8f633606d9" in os.listdir(os.path.join(mnt, "lfa"))
+    r = subprocess.run([*LFAFS, "umount", mnt], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not os.path.ismount(mnt)
+    assert wait(lambda: "mount --foreground " + mnt not in subprocess.run(
+        ["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+
+
+def test_foreground_daemon_unmounts_on_sigterm(mnt):
+    p = subprocess.Popen([*LFAFS, "mount", "--foreground", "--kernel-abi", "v2", mnt], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert wait(lambda: os.path.ismount(mnt), 30)
+    assert len(os.listdir(os.path.join(mnt, "lfa", "6c0762a6-12f2-4b56-92cb-ba8f633606d9"))) == 11
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 0
+    assert not os.path.ismount(mnt)
+
+
+def test_a_killed_daemon_leaves_no_dead_mount(mnt):
+    p = subprocess.Popen([*LFAFS, "mount", "--foreground", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait(lambda: os.path.ismount(mnt), 30)
+    p.kill()
+    p.wait(10)
+    assert wait(lambda: not os.path.ismount(mnt), 10)  # auto_unmount
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--profile", "/nonexistent.toml"], "bad profile"),
+    (["--kernel-abi", "v9"], "invalid choice"),
+])
+def test_bad_arguments_are_explained(mnt, args, words):
+    r = subprocess.run([*LFAFS, "mount", *args, mnt], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.ismount(mnt)
+
+
+def test_busy_and_missing_mountpoints(mnt, tmp_path):
+    r = subprocess.run([*LFAFS, "mount", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "mkdir -p" in r.stderr
+    assert subprocess.run([*LFAFS, "mount", mnt], capture_output=True, timeout=60).returncode == 0
+    r = subprocess.run([*LFAFS, "mount", mnt], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "already a mount point" in r.stderr
+    subprocess.run([*LFAFS, "umount", mnt], check=True, timeout=60)
+    r = subprocess.run([*LFAFS, "umount", mnt], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not mounted" in r.stderr
