@@ -296,3 +296,4 @@ def test_rescan_after_activation_adds_and_removes_directories(mount):
         time.sleep(0.01)
     assert sp2 not in os.listdir(mount.lfa)  # removed shortly after
     assert mount.read(RMM, "auto_activate") == "1\n"  # kept by GUID
+
