@@ -54,10 +54,17 @@ def _mount(args: argparse.Namespace) -> int:
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
                              start_new_session=True)
     deadline = time.monotonic() + 30
+    from lfafs.control import Client, ControlError
+
     while time.monotonic() < deadline:
         if os.path.ismount(mnt):
-            print(f"lfafs: serving the platform at {mnt} (pid {child.pid}); stop with: lfafs umount {mnt}")
-            return 0
+            try:
+                Client(mount=mnt, timeout=5).call("ping")
+            except ControlError:
+                pass
+            else:
+                print(f"lfafs: serving the platform at {mnt} (pid {child.pid}); stop with: lfafs umount {mnt}")
+                return 0
         if child.poll() is not None:
             err = child.stderr.read().decode(errors="replace").strip() if child.stderr else ""
             print(f"lfafs mount: the daemon exited ({child.returncode}): {err or 'no message'}", file=sys.stderr)
@@ -89,6 +96,125 @@ def _umount(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_status(st: dict) -> None:
+    print(f"platform {st['profile']} at {st['mountpoint']} (kernel ABI {st['kernel_abi']})")
+    print("cpus: " + " ".join(f"{c['cpu']}:{'on' if c['on'] else 'off'}" for c in st["cpus"]))
+    print(f"{'component':<10} {'version':<9} {'staged':<9} {'activator':<9} guid")
+    for c in st["components"]:
+        print(f"{c['name']:<10} {c['version']:<9} {c['staged_version'] or '-':<9} {c['activator']:<9} {c['guid']}"
+              + (f"  faults: {'; '.join(c['faults'])}" if c["faults"] else ""))
+    a = st["agent"]
+    print(f"agent: {a['component'] or 'idle'} prime={a['prime']} in_progress={a['activation_in_progress']}")
+    print(f"realm world: {'enabled' if st['realm']['enabled'] else 'DISABLED: ' + st['realm']['failure']}")
+    r = st["last_report"]
+    if r:
+        print(f"last activation: {r['component']} {r['from_version']} -> {r['to_version']} status {r['status']}"
+              f" on {r['cpus']} CPUs, {r['total_s'] * 1e3:.1f} ms"
+              f" (prime {r['prime_s'] * 1e3:.1f}, rendezvous {r['rendezvous_s'] * 1e3:.1f},"
+              f" boot {r['leader_boot_s'] * 1e3:.1f}), {r['dynamic_pages_preserved']} dynamic pages kept"
+              + (f"; {r['reason']}" if r["reason"] else ""))
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    import base64
+    import json
+
+    from lfafs.control import Client, ControlError
+
+    client = Client(mount=args.mount, socket_file=None) if args.mount else Client(socket_file=args.socket)
+    c = args.ctl_command
+    try:
+        if c == "status":
+            st = client.status()
+            if args.json:
+                print(json.dumps(st, indent=2))
+            else:
+                _print_status(st)
+            return 0
+        if c == "stage":
+            kw: dict = {"component": args.component}
+            if args.version:
+                kw["version"] = args.version
+            if args.image:
+                try:
+                    with open(args.image, "rb") as f:
+                        kw["image"] = base64.b64encode(f.read()).decode()
+                except OSError as e:
+                    print(f"lfafs ctl stage: cannot read {args.image}: {e.strerror}", file=sys.stderr)
+                    return 1
+            r = client.call("stage", **kw)
+            print(f"staged {r['component']} {r['staged_version']}: it reports activation pending")
+            return 0
+        if c == "unstage":
+            client.call("unstage", component=args.component)
+            return 0
+        if c == "fail":
+            kw = {"component": args.component, "at": args.at, "once": args.once}
+            if args.status:
+                kw["status"] = args.status
+            if args.call_again:
+                kw["call_again"] = args.call_again
+            if args.latency:
+                kw["latency"] = args.latency
+            r = client.call("fail", **kw)
+            print(f"{r['component']}: {r['fault']}")
+            return 0
+        if c == "clear-faults":
+            kw = {}
+            if args.component:
+                kw["component"] = args.component
+            if args.at:
+                kw["at"] = args.at
+            client.call("clear-faults", **kw)
+            return 0
+        if c == "notify":
+            r = client.call("notify")
+            for rep in r["activations"]:
+                print(f"activated {rep['component']} {rep['from_version']} -> {rep['to_version']} status {rep['status']}")
+            return 0
+        if c == "cpu":
+            client.call("cpu", cpu=args.cpu, on=args.state == "on")
+            return 0
+        if c in ("trace", "dmesg"):
+            if args.follow:
+                try:
+                    for ev in client.follow(c):
+                        print(_trace_line(ev) if c == "trace" else ev["line"], flush=True)
+                except KeyboardInterrupt:
+                    return 0
+                return 0
+            if c == "trace":
+                for ev in client.call("trace", limit=args.limit):
+                    print(_trace_line(ev))
+            else:
+                for line in client.call("dmesg"):
+                    print(line)
+            return 0
+        if c == "reset":
+            client.call("reset")
+            return 0
+        if c == "component":
+            if args.action == "add":
+                kw = {"name": args.name, "guid": args.guid, "version": args.version, "activator": args.activator,
+                      "cpu_rendezvous": args.cpu_rendezvous, "may_reset_cpu": args.may_reset_cpu}
+                r = client.call("component-add", **kw)
+                print(f"added {r['component']} as seq id {r['index']} (seen by the driver at its next rescan)")
+            else:
+                client.call("component-remove", component=args.name)
+            return 0
+    except ControlError as e:
+        print(f"lfafs ctl {c}: {e.message}", file=sys.stderr)
+        return 1
+    print(f"lfafs ctl: unknown command {c}", file=sys.stderr)
+    return 2
+
+
+def _trace_line(ev: dict) -> str:
+    args = " ".join(f"{a:#x}" for a in ev["args"])
+    res = " ".join(f"{r:#x}" for r in ev["result"])
+    return f"{ev['start']:12.6f} cpu{ev['cpu']} {ev['world']:<6} {ev['name']:<22} ({args}) -> ({res}) {ev['duration'] * 1e6:.0f}us"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lfafs",
@@ -109,6 +235,49 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("umount", help="stop the lfafs mount at MOUNTPOINT")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
     u.set_defaults(func=_umount)
+    c = sub.add_parser("ctl", help="drive a running mount: stage updates, inject faults, read the trace")
+    where = c.add_mutually_exclusive_group(required=True)
+    where.add_argument("--mount", metavar="MOUNTPOINT", help="the mountpoint of the daemon")
+    where.add_argument("--socket", metavar="PATH", help="the daemon's control socket")
+    cs = c.add_subparsers(dest="ctl_command", required=True, metavar="COMMAND")
+    st = cs.add_parser("status", help="components, versions, pending, agent state, last activation")
+    st.add_argument("--json", action="store_true")
+    sg = cs.add_parser("stage", help="deliver a new image: the component reports activation pending")
+    sg.add_argument("component", help="GUID or name")
+    sg.add_argument("--version", help="MAJOR.MINOR (a signed image is built when no --image is given)")
+    sg.add_argument("--image", help="an image file to stage as is (authenticated at PRIME)")
+    us = cs.add_parser("unstage", help="withdraw a staged image")
+    us.add_argument("component")
+    fl = cs.add_parser("fail", help="inject a fault at a stage of a component's activation")
+    fl.add_argument("component")
+    fl.add_argument("--at", required=True, choices=["load", "prime", "notify", "activate", "boot"])
+    kind = fl.add_mutually_exclusive_group(required=False)
+    kind.add_argument("--status", help="an LFA status, e.g. LFA_AUTH_ERROR")
+    kind.add_argument("--call-again", type=int, metavar="N", help="answer 'call again' N times")
+    fl.add_argument("--latency", type=float, metavar="SECONDS", help="added time at that stage")
+    fl.add_argument("--once", action="store_true", help="only the next time (default: until cleared)")
+    cf = cs.add_parser("clear-faults", help="remove injected faults")
+    cf.add_argument("component", nargs="?")
+    cf.add_argument("--at", choices=["load", "prime", "notify", "activate", "boot"])
+    cs.add_parser("notify", help="the platform notification behind auto_activate (ACPI ARML0003 / arm,lfa IRQ)")
+    cp = cs.add_parser("cpu", help="power a CPU on or off (PSCI)")
+    cp.add_argument("cpu", type=int)
+    cp.add_argument("state", choices=["on", "off"])
+    tr = cs.add_parser("trace", help="the SMC trace")
+    tr.add_argument("--follow", "-f", action="store_true")
+    tr.add_argument("--limit", type=int, default=50)
+    dm = cs.add_parser("dmesg", help="the driver's kernel log")
+    dm.add_argument("--follow", "-f", action="store_true")
+    cs.add_parser("reset", help="platform cold reset: RAM state is lost, flash is kept")
+    co = cs.add_parser("component", help="add or remove a component of the LFA table")
+    co.add_argument("action", choices=["add", "remove"])
+    co.add_argument("name")
+    co.add_argument("--guid")
+    co.add_argument("--version", default="1.0")
+    co.add_argument("--activator", default="generic", choices=["none", "generic", "sp"])
+    co.add_argument("--cpu-rendezvous", default="required", choices=["required", "optional"])
+    co.add_argument("--may-reset-cpu", action="store_true")
+    c.set_defaults(func=_ctl)
     b = sub.add_parser("bench", help="run benchmarks and print their figures")
     b.add_argument("suite", nargs="?", default="all", choices=["native", "activation", "fs", "all"],
                    help="which benchmark (default: all)")

@@ -86,6 +86,7 @@ def check_can_mount(mountpoint: str) -> str | None:
 
 async def serve_foreground(mountpoint: str, *, profile: str = "fvp", abi: str = "v3",
                            cpus: int | None = None, passthrough: str | None = None,
+                           control_path: str | None = None,
                            announce: Callable[[str], None] = print) -> int:
     """The daemon: serve until SIGTERM/SIGINT/SIGHUP or an unmount, then leave nothing mounted."""
     import signal
@@ -94,7 +95,12 @@ async def serve_foreground(mountpoint: str, *, profile: str = "fvp", abi: str = 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
 
-            def ready(mount: Mount) -> None:
+            async def ready(mount: Mount) -> None:
+                from lfafs import commands, control
+
+                path = control_path or control.socket_path(mountpoint)
+                await mount.nursery.start(control.serve, path,
+                                          lambda cmd, args, event: commands.handle(mount, cmd, args, event))
                 announce(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint}")
 
             async def serve_it() -> None:

@@ -63,6 +63,7 @@ class KernelLog:
     def __init__(self, capacity: int = 1024) -> None:
         self.lines: collections.deque[tuple[float, str, str]] = collections.deque(maxlen=capacity)
         self._seq = 0
+        self._t0: float | None = None
         self.changed = trio.Event()
 
     def _add(self, level: str, text: str) -> None:
@@ -70,7 +71,9 @@ class KernelLog:
             now = trio.current_time()
         except RuntimeError:
             now = 0.0
-        self.lines.append((now, level, f"Arm LFA: {text}"))
+        if self._t0 is None:  # times count from the driver's first line, as dmesg counts from boot
+            self._t0 = now
+        self.lines.append((now - self._t0, level, f"Arm LFA: {text}"))
         self._seq += 1
         self.changed.set()
         self.changed = trio.Event()

@@ -197,12 +197,12 @@ class Platform:
 
     def remove_component(self, component: str | int) -> None:
         """A firmware update that drops a component: later ones move down one seq id."""
-        self._check_table_change()
         c = self.component(component)
         if c.spec.activator == "rmm":
             raise PlatformError("the RMM component cannot be removed from a running platform")
         if len(self.components) == 1:
             raise PlatformError("the last component cannot be removed (TF-A needs at least one)")
+        self._check_table_change()
         del self.components[c.index]
         del self._activators[c.index]
         for i, other in enumerate(self.components):

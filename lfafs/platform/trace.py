@@ -38,9 +38,13 @@ class SmcTrace:
     def __init__(self, capacity: int = TRACE_CAPACITY) -> None:
         self._ring: collections.deque[SmcRecord] = collections.deque(maxlen=capacity)
         self._seq = 0
+        self._t0: float | None = None
 
     def add(self, cpu: int, world: str, fid: int, args: tuple[int, ...], result: tuple[int, ...],
             start: float, duration: float) -> SmcRecord:
+        if self._t0 is None:  # start times count from the first SMC
+            self._t0 = start
+        start -= self._t0
         self._seq += 1
         rec = SmcRecord(self._seq, cpu, world, fid, args, result, start, duration)
         self._ring.append(rec)
