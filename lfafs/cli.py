@@ -215,6 +215,25 @@ def _trace_line(ev: dict) -> str:
     return f"{ev['start']:12.6f} cpu{ev['cpu']} {ev['world']:<6} {ev['name']:<22} ({args}) -> ({res}) {ev['duration'] * 1e6:.0f}us"
 
 
+def _run(args: argparse.Namespace) -> int:
+    from lfafs.runner import RunError, run
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    try:
+        return run(command, profile=args.profile, abi=args.kernel_abi, cpus=args.cpus)
+    except RunError as e:
+        print(f"lfafs run: {e}", file=sys.stderr)
+        return 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from lfafs.demo import demo
+
+    return demo()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lfafs",
@@ -278,6 +297,14 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("--cpu-rendezvous", default="required", choices=["required", "optional"])
     co.add_argument("--may-reset-cpu", action="store_true")
     c.set_defaults(func=_ctl)
+    r = sub.add_parser("run", help="run COMMAND with the emulated tree as /sys/firmware (private namespace)")
+    r.add_argument("--profile", default="fvp")
+    r.add_argument("--kernel-abi", default="v3", choices=["v1", "v2", "v3"])
+    r.add_argument("--cpus", type=int, default=None)
+    r.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    r.set_defaults(func=_run)
+    d = sub.add_parser("demo", help="a short guided tour on the embedded default platform")
+    d.set_defaults(func=_demo)
     b = sub.add_parser("bench", help="run benchmarks and print their figures")
     b.add_argument("suite", nargs="?", default="all", choices=["native", "activation", "fs", "all"],
                    help="which benchmark (default: all)")
