@@ -40,9 +40,22 @@ def _mount(args: argparse.Namespace) -> int:
         print(f"lfafs mount: bad profile: {e}", file=sys.stderr)
         return 1
     passthrough = "/sys/firmware" if args.passthrough else None
+    state_dir = os.path.abspath(args.state_dir) if args.state_dir else None
+    if state_dir:
+        from lfafs.platform import Platform, PlatformError
+        from lfafs.state import StateDir, StateError
+
+        try:  # check the saved flash before detaching, so errors reach the person
+            saved = StateDir(state_dir).load()
+            if saved is not None:
+                Platform.from_profile(args.profile, cpus=args.cpus).restore_flash(*saved)
+        except (StateError, PlatformError) as e:
+            print(f"lfafs mount: {e}", file=sys.stderr)
+            return 1
     if args.foreground:
         return trio.run(lambda: daemon.serve_foreground(mnt, profile=args.profile, abi=args.kernel_abi,
-                                                        cpus=args.cpus, passthrough=passthrough))
+                                                        cpus=args.cpus, passthrough=passthrough,
+                                                        state_dir=state_dir))
     # Background: the same command in the foreground, detached; return once the mount answers.
     cmd = [sys.executable, "-m", "lfafs", "mount", "--foreground", "--profile", str(args.profile),
            "--kernel-abi", args.kernel_abi, mnt]
@@ -50,6 +63,8 @@ def _mount(args: argparse.Namespace) -> int:
         cmd[5:5] = ["--cpus", str(args.cpus)]
     if args.passthrough:
         cmd.insert(4, "--passthrough")
+    if state_dir:
+        cmd[4:4] = ["--state-dir", state_dir]
     log = open(os.devnull, "wb")
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
                              start_new_session=True)
@@ -249,6 +264,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--cpus", type=int, default=None, help="override the profile's CPU count")
     m.add_argument("--passthrough", action="store_true",
                    help="also show the host's other /sys/firmware entries, read-only")
+    m.add_argument("--state-dir", metavar="DIR",
+                   help="keep the platform's flash (versions, staged images, components) here across restarts")
     m.add_argument("--foreground", action="store_true", help="stay attached (for systemd and make run)")
     m.set_defaults(func=_mount)
     u = sub.add_parser("umount", help="stop the lfafs mount at MOUNTPOINT")

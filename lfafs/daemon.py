@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
+from lfafs import sdnotify
 from lfafs.driver import LfaDriver
 from lfafs.driver.lfa import platform_conduit
 from lfafs.fs import SysfsOps, serve
@@ -44,10 +45,15 @@ async def wait_mounted(path: str, timeout: float = 30.0) -> bool:
 
 async def run_mount(mountpoint: str | pathlib.Path, *, profile: str | pathlib.Path = "fvp", abi: str = "v3",
                     cpus: int | None = None, passthrough: str | None = None, auto_unmount: bool = False,
+                    state_dir: str | None = None,
                     ready: Callable[[Mount], Awaitable[None] | None] | None = None) -> None:
     """Serve an emulated platform at ``mountpoint`` until the mount goes away or the caller cancels."""
     mnt = str(mountpoint)
     platform = Platform.from_profile(profile, cpus=cpus)
+    if state_dir is not None:
+        from lfafs.state import StateDir
+
+        StateDir(state_dir).attach(platform)  # a restart is a cold boot from the saved flash
     conduit = platform_conduit(platform.smc, lambda: [c for c in range(platform.ncpus) if platform.cpu_on[c]])
     async with trio.open_nursery() as nursery:
         driver = LfaDriver(conduit, abi=abi)
@@ -86,7 +92,7 @@ def check_can_mount(mountpoint: str) -> str | None:
 
 async def serve_foreground(mountpoint: str, *, profile: str = "fvp", abi: str = "v3",
                            cpus: int | None = None, passthrough: str | None = None,
-                           control_path: str | None = None,
+                           control_path: str | None = None, state_dir: str | None = None,
                            announce: Callable[[str], None] = print) -> int:
     """The daemon: serve until SIGTERM/SIGINT/SIGHUP or an unmount, then leave nothing mounted."""
     import signal
@@ -102,20 +108,39 @@ async def serve_foreground(mountpoint: str, *, profile: str = "fvp", abi: str = 
                 await mount.nursery.start(control.serve, path,
                                           lambda cmd, args, event: commands.handle(mount, cmd, args, event))
                 announce(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint}")
+                n = len(mount.driver.images)
+                # READY only now: the mount answers and so does the control socket.
+                sdnotify.notify(f"READY=1\nSTATUS=serving {n} components of {mount.platform.profile.name} at {mountpoint}")
+                interval = sdnotify.watchdog_interval()
+                if interval:
+                    mount.nursery.start_soon(_watchdog, mountpoint, interval)
 
             async def serve_it() -> None:
                 await run_mount(mountpoint, profile=profile, abi=abi, cpus=cpus, passthrough=passthrough,
-                                auto_unmount=True, ready=ready)
+                                auto_unmount=True, state_dir=state_dir, ready=ready)
                 nursery.cancel_scope.cancel()
 
             async def on_signal() -> None:
                 async for _ in signals:
+                    sdnotify.notify("STOPPING=1\nSTATUS=unmounting")
                     await unmount(mountpoint)
                     return
 
             nursery.start_soon(serve_it)
             nursery.start_soon(on_signal)
     return 0
+
+
+async def _watchdog(mountpoint: str, interval: float) -> None:
+    """Ping systemd while both the Trio loop and the mount answer (a stat goes through FUSE)."""
+    while True:
+        try:
+            await trio.to_thread.run_sync(os.stat, os.path.join(mountpoint, "lfa"))
+        except OSError:
+            pass
+        else:
+            sdnotify.notify("WATCHDOG=1")
+        await trio.sleep(interval)
 
 
 async def unmount(mountpoint: str) -> None:

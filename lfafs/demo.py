@@ -40,7 +40,7 @@ def demo() -> int:
         lfa = os.path.join(mnt, "lfa")
         _say(f"an emulated Arm FVP with TF-A's LFA agent and TF-RMM, mounted at {mnt} as /sys/firmware")
         _sh("ls lfa", mnt)
-        _sh(f"grep . lfa/*/name", mnt)
+        _sh("grep . lfa/*/name", mnt)
         _say("the RMM's attributes, as the Linux driver shows them")
         _sh("grep . *", os.path.join(lfa, RMM))
         _say("deliver a new RMM image out of band (signed with the platform key)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pathlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import NamedTuple
 
 import trio
@@ -73,6 +74,7 @@ class Platform:
                            for i, spec in enumerate(profile.components)]
         self.faults = FaultTable()
         self.trace = SmcTrace()
+        self.flash_changed: Callable[[Platform], None] | None = None  # the service persists the flash
         self.reports: list[ActivationReport] = []
         self._report: ActivationReport | None = None
         self._cold_reset()
@@ -183,6 +185,7 @@ class Platform:
             staged_version = _version(version) if version is not None else header.version
         c.staged = bytes(image)
         c.staged_version = staged_version
+        self._flash_changed()
 
     def add_component(self, spec) -> Component:
         """A firmware update that adds a component to the LFA table (seen at the next scan)."""
@@ -193,6 +196,7 @@ class Platform:
         self.components.append(c)
         self._activators.append(ACTIVATORS[spec.activator](self, c) if spec.activation_capable else None)
         self.agent.table_changed()
+        self._flash_changed()
         return c
 
     def remove_component(self, component: str | int) -> None:
@@ -208,6 +212,7 @@ class Platform:
         for i, other in enumerate(self.components):
             other.index = i
         self.agent.table_changed()
+        self._flash_changed()
 
     def _check_table_change(self) -> None:
         if self.agent.current.component_id != 0xFFFF_FFFF or self.agent.in_progress:
@@ -217,6 +222,7 @@ class Platform:
         c = self.component(component)
         c.staged = None
         c.staged_version = None
+        self._flash_changed()
 
     def commit_activation(self, cid: int) -> None:
         """The component now runs what PRIME loaded: its version becomes current."""
@@ -228,6 +234,52 @@ class Platform:
             c.staged_version = None
         if self._report is not None:
             self._report.to_version = c.version
+        self._flash_changed()
+
+    # -- flash ------------------------------------------------------------------------------
+
+    def _flash_changed(self) -> None:
+        if self.flash_changed is not None:
+            self.flash_changed(self)
+
+    def flash_state(self) -> dict:
+        """What survives a power cycle: the component table, versions and staged images."""
+        return {
+            "profile": self.profile.name,
+            "components": [{
+                "name": c.name, "guid": c.guid, "activator": c.spec.activator,
+                "version": list(c.version), "may_reset_cpu": c.spec.may_reset_cpu,
+                "cpu_rendezvous_required": c.spec.cpu_rendezvous_required,
+                "staged_version": list(c.staged_version) if c.staged_version else None,
+            } for c in self.components],
+        }
+
+    def restore_flash(self, state: dict, images_by_guid: dict[str, bytes]) -> None:
+        """Apply a saved flash before anything runs: the table, versions, staged images."""
+        from lfafs.platform.profile import ComponentSpec
+
+        if state.get("profile") != self.profile.name:
+            raise PlatformError(f"the saved state is of the {state.get('profile')!r} platform, not "
+                                f"{self.profile.name!r}: use that profile or another state directory")
+        saved = {c["guid"]: c for c in state["components"]}
+        for c in list(self.components):
+            if c.guid not in saved and c.spec.activator != "rmm":
+                self.remove_component(c.index)
+        for entry in state["components"]:
+            if not any(c.guid == entry["guid"] for c in self.components):
+                self.add_component(ComponentSpec(
+                    name=entry["name"], guid=uuid.UUID(entry["guid"]), activator=entry["activator"],
+                    version=tuple(entry["version"]), may_reset_cpu=entry["may_reset_cpu"],
+                    cpu_rendezvous_required=entry["cpu_rendezvous_required"]))
+            c = self.component(entry["guid"])
+            c.version = tuple(entry["version"])
+            if entry["staged_version"] and entry["guid"] in images_by_guid:
+                c.staged = images_by_guid[entry["guid"]]
+                c.staged_version = tuple(entry["staged_version"])
+        self._cold_reset()  # boot again with the restored flash (the RMM version, the table)
+
+    def staged_images(self) -> dict[str, bytes]:
+        return {c.guid: c.staged for c in self.components if c.staged is not None}
 
     # -- faults ---------------------------------------------------------------------------
 
