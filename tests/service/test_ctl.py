@@ -165,3 +165,55 @@ def test_python_client(daemon):
 def test_ctl_without_a_daemon(tmp_path):
     r = subprocess.run([*LFAFS, "ctl", "--mount", str(tmp_path), "status"], capture_output=True, text=True)
     assert r.returncode == 1 and "no lfafs daemon" in r.stderr
+
+
+def test_clear_faults_reset_and_component_remove(daemon):
+    ctl(daemon, "fail", "sp2", "--at", "prime", "--status", "LFA_BUSY")
+    assert "prime: LFA_BUSY" in ctl(daemon, "status").stdout
+    assert ctl(daemon, "clear-faults", "sp2", "--at", "prime").returncode == 0
+    assert "prime: LFA_BUSY" not in ctl(daemon, "status").stdout
+    assert ctl(daemon, "reset").returncode == 0
+    st = json.loads(ctl(daemon, "status", "--json").stdout)
+    assert st["realm"]["enabled"] and st["agent"]["component"] is None
+    assert ctl(daemon, "component", "remove", "sp2").returncode == 0
+    assert all(c["name"] != "sp2" for c in json.loads(ctl(daemon, "status", "--json").stdout)["components"])
+
+
+def test_trace_and_dmesg_follow(daemon):
+    trace = subprocess.Popen([*LFAFS, "ctl", "--mount", daemon, "trace", "--follow"], stdout=subprocess.PIPE, text=True)
+    dmesg = subprocess.Popen([*LFAFS, "ctl", "--mount", daemon, "dmesg", "--follow"], stdout=subprocess.PIPE, text=True)
+    try:
+        import time
+
+        time.sleep(1.0)
+        lfa(daemon, "activation_pending")  # one GET_INVENTORY
+        r = subprocess.run(["bash", "-c", f"echo 1 > {daemon}/lfa/{RMM}/cancel"], capture_output=True)
+        assert r.returncode == 1
+        line = trace.stdout.readline()
+        assert "LFA_GET_INVENTORY" in line and "cpu0" in line
+        assert _line_within(dmesg, "Activation not cancelled for image TF-RMM", 10)
+    finally:
+        trace.terminate()
+        dmesg.terminate()
+        trace.wait(10)
+        dmesg.wait(10)
+
+
+def _line_within(proc, words: str, seconds: float) -> bool:
+    """True when a line containing ``words`` arrives within ``seconds`` (read in a thread:
+    select() cannot see lines already sitting in the pipe's Python buffer)."""
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if words in lines.get(timeout=max(0.01, end - time.monotonic())):
+                return True
+        except queue.Empty:
+            return False
+    return False
