@@ -115,6 +115,15 @@ class Agent:
     def lock_held(self) -> bool:
         return self._lfa_lock.locked()
 
+    def _try_lock(self, x: list[int]) -> bool:
+        """spin_trylock(lfa_lock): on contention the reply is LFA_BUSY in x0 only."""
+        try:
+            self._lfa_lock.acquire_nowait()
+        except trio.WouldBlock:
+            x[0] = u64(LfaStatus.BUSY)
+            return False
+        return True
+
     async def handle(self, cpu: int, x: list[int]) -> list[int]:
         """Handle one LFA SMC; ``x`` is x0..x5 as the caller set them, updated in place."""
         fid = x[0] & 0xFFFF_FFFF
@@ -167,10 +176,7 @@ class Agent:
     # -- PRIME -----------------------------------------------------------------
 
     async def _prime(self, x: list[int]) -> None:
-        try:
-            self._lfa_lock.acquire_nowait()
-        except trio.WouldBlock:
-            x[0] = u64(LfaStatus.BUSY)
+        if not self._try_lock(x):
             return
         try:
             status, call_again = await self._prime_locked(x[1] & 0xFFFF_FFFF)
@@ -219,10 +225,7 @@ class Agent:
         skip = bool(x[2] & 1)
         entry_point, context_id = x[3], x[4]
         if skip:
-            try:
-                self._lfa_lock.acquire_nowait()
-            except trio.WouldBlock:
-                x[0] = u64(LfaStatus.BUSY)
+            if not self._try_lock(x):
                 return
         else:
             await self._lfa_lock.acquire()
@@ -305,10 +308,7 @@ class Agent:
     # -- CANCEL --------------------------------------------------------------------
 
     def _cancel(self, x: list[int]) -> None:
-        try:
-            self._lfa_lock.acquire_nowait()
-        except trio.WouldBlock:
-            x[0] = u64(LfaStatus.BUSY)
+        if not self._try_lock(x):
             return
         try:
             x[0] = u64(self._cancel_locked(x[1] & 0xFFFF_FFFF))

@@ -21,12 +21,10 @@ class MountError(RuntimeError):
 
 
 def fuse_unavailable() -> str | None:
-    """Why mounting cannot work here, or None."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing on this machine"
-    if os.geteuid() != 0:
-        return "mounting FUSE filesystems with allow_other needs root"
-    return None
+    """Why mounting cannot work here, or None (the same test as the pytest plugin's)."""
+    from lfafs.testing import unavailable
+
+    return unavailable()
 
 
 class Mounted:

@@ -52,3 +52,12 @@ def mmu_on(memory):
 def transient_ctx(layout: Layout, pages: int, *, va: int = 0, va_size: int = 1 << 30) -> Context:
     """One TRANSIENT region of `pages` pages at `va` with 4 KB granularity."""
     return layout.context([Region.transient(va, pages * PAGE)], va_size=va_size)
+
+
+def err(fn, *args) -> int:
+    """The errno of the XlatError that fn(*args) raises."""
+    from lfafs.xlat import XlatError
+
+    with pytest.raises(XlatError) as e:
+        fn(*args)
+    return e.value.errno

@@ -9,16 +9,10 @@ import pytest
 
 from lfafs.xlat import PAGE, TRANSIENT_DESC, Attr, Context, Region, XlatError
 
-from .conftest import transient_ctx
+from .conftest import err, transient_ctx
 
 RW = Attr.RW_DATA | Attr.REALM
 PA = 0x8000_0000
-
-
-def err(fn, *args):
-    with pytest.raises(XlatError) as e:
-        fn(*args)
-    return e.value.errno
 
 
 @pytest.fixture

@@ -10,21 +10,10 @@ import time
 
 import pytest
 
-from tests.fs.harness import fuse_unavailable
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 
 
-@pytest.fixture
-def mnt(tmp_path):
-    why = fuse_unavailable()
-    if why:
-        pytest.skip(f"needs a real FUSE mount: {why}")
-    d = tmp_path / "firmware"
-    d.mkdir()
-    yield str(d)
-    if os.path.ismount(str(d)):
-        subprocess.run(["fusermount3", "-u", "-z", str(d)], check=False)
 
 
 def wait(pred, timeout=10.0):

@@ -13,24 +13,12 @@ import time
 
 import pytest
 
-from tests.fs.harness import fuse_unavailable
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 RMM = "6c0762a6-12f2-4b56-92cb-ba8f633606d9"
 UNIT = os.path.join(os.path.dirname(__file__), "..", "..", "systemd", "lfafs@.service")
 
 
-@pytest.fixture
-def mnt(tmp_path):
-    why = fuse_unavailable()
-    if why:
-        pytest.skip(f"needs a real FUSE mount: {why}")
-    d = tmp_path / "firmware"
-    d.mkdir()
-    yield str(d)
-    if os.path.ismount(str(d)):
-        subprocess.run([*LFAFS, "umount", str(d)], check=False)
-        subprocess.run(["fusermount3", "-u", "-z", str(d)], check=False)
 
 
 def mount(mnt, state):
