@@ -17,15 +17,13 @@ import subprocess
 import sys
 import tempfile
 
-from lfafs.control import Client, ControlError
 
 
 class RunError(RuntimeError):
     pass
 
 
-def run(command: list[str], *, profile: str = "fvp", abi: str = "v3", cpus: int | None = None,
-        setup: list[list[str]] | None = None) -> int:
+def run(command: list[str], *, profile: str = "fvp", abi: str = "v3", cpus: int | None = None) -> int:
     """Run ``command`` against an emulated /sys/firmware; return its exit status."""
     if not command:
         raise RunError("give a command after --, e.g. lfafs run -- cat /sys/firmware/lfa/*/name")
@@ -43,15 +41,10 @@ def run(command: list[str], *, profile: str = "fvp", abi: str = "v3", cpus: int 
         shutil.rmtree(tmp, ignore_errors=True)
         raise RunError(r.stderr.strip().removeprefix("lfafs mount: ") or "the daemon did not start")
     try:
-        for ctl_args in setup or []:
-            cmd, *rest = ctl_args
-            Client(mount=mnt).call(cmd, **dict(a.split("=", 1) for a in rest))
         inner = f"mount --bind {shlex.quote(mnt)} /sys/firmware && exec \"$@\""
         proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inner, "lfafs-run",
                                *command])
         return proc.returncode
-    except ControlError as e:
-        raise RunError(e.message) from None
     finally:
         subprocess.run([sys.executable, "-m", "lfafs", "umount", mnt], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
