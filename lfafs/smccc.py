@@ -131,10 +131,5 @@ def fid_name(fid: int) -> str:
         return f"{fid:#x}"
 
 
-def version_pair(value: int) -> tuple[int, int]:
-    """(major, minor) of a 64-bit version register: major in [63:32], minor in [31:0]."""
-    return (value >> 32) & 0xFFFF_FFFF, value & 0xFFFF_FFFF
-
-
 def version_reg(major: int, minor: int) -> int:
     return ((major & 0xFFFF_FFFF) << 32) | (minor & 0xFFFF_FFFF)

@@ -151,11 +151,6 @@ class Region:
         """A dynamic range: invalid TRANSIENT entries at ``granularity`` (MAP_REGION_TRANSIENT)."""
         return cls(va=va, size=size, attr=Attr.TRANSIENT, pa=0, granularity=granularity)
 
-    @classmethod
-    def flat(cls, pa: int, size: int, attr: int, granularity: int = 1 << 30) -> Region:
-        """An identity mapping (MAP_REGION_FLAT)."""
-        return cls(va=pa, size=size, attr=attr, pa=pa, granularity=granularity)
-
     @property
     def end(self) -> int:
         return self.va + self.size

@@ -16,10 +16,6 @@ class RwSem:
         self._writers_waiting = 0
         self._lot = trio.lowlevel.ParkingLot()
 
-    @property
-    def write_locked(self) -> bool:
-        return self._writer
-
     @asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
         while self._writer or self._writers_waiting:

@@ -112,9 +112,6 @@ class Agent:
         self.failed = False
         self.cancel_locked = False
 
-    def lock_held(self) -> bool:
-        return self._lfa_lock.locked()
-
     def _try_lock(self, x: list[int]) -> bool:
         """spin_trylock(lfa_lock): on contention the reply is LFA_BUSY in x0 only."""
         try:

@@ -51,10 +51,6 @@ class ReserveAllocator:
         self.log.append(Reservation(pa=addr, size=size, align=align, local_cpu=bool(args & LOCAL_CPU)))
         return RmmEl3Status.OK, addr
 
-    @property
-    def reserved_bytes(self) -> int:
-        return sum(r.size for r in self.log)
-
 
 def reserve_args(align: int = PAGE, *, local_cpu: bool = False) -> int:
     """x2 for RMM_RESERVE_MEMORY: alignment exponent in [63:56], LOCAL_CPU in [0]."""

@@ -49,6 +49,12 @@ def mmu_on(memory):
     return memory
 
 
+@pytest.fixture
+def ctx(layout, mmu_on):
+    """A 64-page TRANSIENT range at VA 0, MMU on."""
+    return transient_ctx(layout, 64)
+
+
 def transient_ctx(layout: Layout, pages: int, *, va: int = 0, va_size: int = 1 << 30) -> Context:
     """One TRANSIENT region of `pages` pages at `va` with 4 KB granularity."""
     return layout.context([Region.transient(va, pages * PAGE)], va_size=va_size)

@@ -9,15 +9,10 @@ import pytest
 
 from lfafs.xlat import PAGE, TRANSIENT_DESC, Attr, Context, Region, XlatError
 
-from .conftest import err, transient_ctx
+from .conftest import err
 
 RW = Attr.RW_DATA | Attr.REALM
 PA = 0x8000_0000
-
-
-@pytest.fixture
-def ctx(layout, mmu_on):
-    return transient_ctx(layout, 64)
 
 
 def test_double_unmap_is_an_error(ctx):

@@ -16,11 +16,6 @@ RW = Attr.RW_DATA | Attr.REALM
 PA = 0x8000_0000
 
 
-@pytest.fixture
-def ctx(layout, mmu_on):
-    return transient_ctx(layout, 64)
-
-
 # -- map -------------------------------------------------------------------
 
 def test_map_error_order(ctx):

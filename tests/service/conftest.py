@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -20,3 +21,13 @@ def mnt(tmp_path):
     yield str(d)
     if os.path.ismount(str(d)):
         subprocess.run(["fusermount3", "-u", "-z", str(d)], check=False)
+
+
+def wait(pred, timeout: float = 10.0) -> bool:
+    """Poll pred() until it holds or the timeout passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False

@@ -62,8 +62,9 @@ def test_stage_activate_report_round_trip(daemon):
 
 
 def test_stage_an_image_file_by_guid(daemon, tmp_path):
-    from lfafs.platform import images
     import uuid
+
+    from lfafs.platform import images
 
     img = images.build(uuid.UUID("f07b2a96-1d47-4d17-9ec8-86a64e253e5c"), (4, 2), b"wrong key")
     f = tmp_path / "sp1.img"

@@ -6,23 +6,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
+from tests.service.conftest import wait
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 
 
 
 
-def wait(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_mount_returns_once_live_and_umount_stops_it(mnt):

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.service.conftest import wait
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 RMM = "6c0762a6-12f2-4b56-92cb-ba8f633606d9"
@@ -37,13 +38,6 @@ def read(mnt, guid, attr):
         return f.read()
 
 
-def wait(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_flash_survives_a_restart(mnt, tmp_path):
