@@ -1,12 +1,17 @@
-"""SMC Calling Convention constants for LFA, RMM-EL3 and RMI, and register helpers.
+"""The shared vocabulary of the SMC boundary: function ids, statuses, flags, versions.
 
-Values are TF-A's (include/services/lfa_svc.h, rmmd_svc.h; docs/smc-abi.md).
-Registers are unsigned 64-bit; a negative status is its two's complement.
+Every layer that speaks LFA (the EL3 agent, the Linux driver model, the
+service) takes its words from here, so a flag bit or a version format is
+spelled once. Values are TF-A's (include/services/lfa_svc.h, rmmd_svc.h;
+docs/smc-abi.md). Registers are unsigned 64-bit; a negative status is its
+two's complement.
 """
 
 from __future__ import annotations
 
 import enum
+import re
+from typing import NamedTuple
 
 MASK64 = (1 << 64) - 1
 SMC_UNK = MASK64  # -1
@@ -131,5 +136,80 @@ def fid_name(fid: int) -> str:
         return f"{fid:#x}"
 
 
+INVALID_COMPONENT = 0xFFFF_FFFF
+"""TF-A's current_activation.component_id when nothing is primed (lfa_main.c, LFA_INVALID_COMPONENT)."""
+
+LFA_CALL_AGAIN = 1
+"""x1 of a successful PRIME or ACTIVATE: the caller must issue the same call again."""
+
+LFA_TIMED_OUT = -32
+"""Not an LFA status: what Linux's lfa_fw.c returns when its ACTIVATE budget runs out."""
+
+
+class InventoryFlags(enum.IntFlag):
+    """x3 of LFA_GET_INVENTORY (TF-A lfa_main.c, lfa_get_inventory)."""
+
+    ACTIVATION_CAPABLE = 1 << 0
+    ACTIVATION_PENDING = 1 << 1
+    MAY_RESET_CPU = 1 << 2
+    CPU_RENDEZVOUS_OPTIONAL = 1 << 3
+
+
+class ActivateFlags(enum.IntFlag):
+    """x2 of LFA_ACTIVATE."""
+
+    SKIP_CPU_RENDEZVOUS = 1 << 0
+
+
+class ActivatorKind(str, enum.Enum):
+    """Which TF-A activator a component has (one file each in TF-A)."""
+
+    GENERIC = "generic"  # a component whose activator only swaps in the primed image
+    SP = "sp"  # services/std_svc/spmd/spmd_logical_sp.c style: no rendezvous needed
+    BL31 = "bl31"  # services/std_svc/lfa/bl31_lfa.c: patch, then warm reset into NS
+    RMM = "rmm"  # services/std_svc/rmmd/rmmd_rmm_lfa.c: holding pen, then the new RMM boots
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_VERSION_TEXT = re.compile(r"(\d+)\.(\d+)")
+
+
+class Version(NamedTuple):
+    """A component version, MAJOR.MINOR, each 32 bits (DEN0147 GET_INVENTORY x4/x5).
+
+    A tuple, so ``Version(1, 2) == (1, 2)`` and it unpacks as (major, minor).
+    """
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, value: object) -> Version:
+        """'1.2', (1, 2) or a Version -> Version(1, 2); ValueError naming the input otherwise."""
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            major, minor = value
+        elif isinstance(value, str) and (m := _VERSION_TEXT.fullmatch(value.strip())):
+            major, minor = int(m[1]), int(m[2])
+        else:
+            raise ValueError(f"expected a version MAJOR.MINOR, got {value!r}")
+        if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < 1 << 32 for p in (major, minor)):
+            raise ValueError(f"version parts must be integers below 2**32, got {value!r}")
+        return cls(int(major), int(minor))
+
+    @classmethod
+    def from_reg(cls, reg: int) -> Version:
+        """The register form: major in bits [63:32], minor in [31:0]."""
+        return cls((reg >> 32) & 0xFFFF_FFFF, reg & 0xFFFF_FFFF)
+
+    @property
+    def reg(self) -> int:
+        return (self.major << 32) | self.minor
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
 def version_reg(major: int, minor: int) -> int:
-    return ((major & 0xFFFF_FFFF) << 32) | (minor & 0xFFFF_FFFF)
+    return Version(major & 0xFFFF_FFFF, minor & 0xFFFF_FFFF).reg

@@ -1,7 +1,7 @@
 """The EL3 LFA agent: SMC handlers and the activation state machine.
 
 A model of TF-A tip's services/std_svc/lfa/lfa_main.c (docs/smc-abi.md,
-sections 1 and 2). One global activation slot; PRIME, ACTIVATE and CANCEL
+"The SMC ABI"). One global activation slot; PRIME, ACTIVATE and CANCEL
 serialised by one lock (try-lock -> LFA_BUSY, except the blocking lock of a
 normal ACTIVATE); the rendezvous policy latched by the first CPU of a round;
 the cancel lock; pending cleared only by a successful round.
@@ -19,9 +19,19 @@ from typing import Protocol
 import attrs
 import trio
 
-from lfafs.smccc import LFA_FID_FIRST, LFA_FID_LAST, LFA_VERSION_1_0, Errno, Fid, LfaStatus, u64
-
-INVALID_COMPONENT = 0xFFFF_FFFF
+from lfafs.smccc import (
+    INVALID_COMPONENT,
+    LFA_CALL_AGAIN,
+    LFA_FID_FIRST,
+    LFA_FID_LAST,
+    LFA_VERSION_1_0,
+    ActivateFlags,
+    Errno,
+    Fid,
+    InventoryFlags,
+    LfaStatus,
+    u64,
+)
 
 
 class PrimeStatus(enum.IntEnum):
@@ -157,15 +167,18 @@ class Agent:
         # The only place the agent sets a component pending (TF-A lfa_main.c).
         self.pending[cid] = self.plat.is_activation_pending(cid)
         act = self.plat.activator(cid)
-        flags = 0
+        flags = InventoryFlags(0)
         if act is not None:
-            flags |= 1 << 0
-            flags |= (1 << 2) if act.may_reset_cpu else 0
-            flags |= (1 << 3) if not act.cpu_rendezvous_required else 0
-        flags |= (1 << 1) if self.pending[cid] else 0
+            flags |= InventoryFlags.ACTIVATION_CAPABLE
+            if act.may_reset_cpu:
+                flags |= InventoryFlags.MAY_RESET_CPU
+            if not act.cpu_rendezvous_required:
+                flags |= InventoryFlags.CPU_RENDEZVOUS_OPTIONAL
+        if self.pending[cid]:
+            flags |= InventoryFlags.ACTIVATION_PENDING
         x[0] = 0
         x[1], x[2] = self.plat.uuid_regs(cid)
-        x[3] = flags
+        x[3] = int(flags)
         versions = self.plat.versions(cid)
         if versions is not None:  # lfafs addition, off with inventory_versions = false
             x[4], x[5] = versions
@@ -202,7 +215,7 @@ class Agent:
         cur.reset = act.may_reset_cpu
         rc = await self.plat.load_auth_image(cid)
         if rc == -Errno.EAGAIN:
-            return LfaStatus.SUCCESS, 1
+            return LfaStatus.SUCCESS, LFA_CALL_AGAIN
         if rc == -Errno.EAUTH:
             return LfaStatus.AUTH_ERROR, 0
         if rc == -Errno.ENOMEM:
@@ -219,7 +232,7 @@ class Agent:
 
     async def _activate(self, cpu: int, x: list[int]) -> None:
         cid = x[1] & 0xFFFF_FFFF
-        skip = bool(x[2] & 1)
+        skip = bool(x[2] & ActivateFlags.SKIP_CPU_RENDEZVOUS)
         entry_point, context_id = x[3], x[4]
         if skip:
             if not self._try_lock(x):
@@ -289,7 +302,7 @@ class Agent:
 
         call_again = 0
         if rc == -Errno.EAGAIN:
-            rc, call_again = LfaStatus.SUCCESS, 1
+            rc, call_again = LfaStatus.SUCCESS, LFA_CALL_AGAIN
         elif rc != 0:
             self.failed = True
         if self.users > 0:

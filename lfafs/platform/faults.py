@@ -17,12 +17,13 @@ sees behaviour hardware cannot produce.
 from __future__ import annotations
 
 import attrs
+import trio
 
 from lfafs.smccc import LfaStatus
 
 STAGES = ("load", "prime", "notify", "activate", "boot")
 
-# What TF-A can report from each stage (docs/smc-abi.md 1.3).
+# What TF-A can report from each stage (docs/smc-abi.md, 'Fault injection').
 _ALLOWED = {
     "load": {LfaStatus.AUTH_ERROR, LfaStatus.NO_MEMORY, LfaStatus.DEVICE_ERROR},
     "prime": set(LfaStatus) - {LfaStatus.SUCCESS},
@@ -110,4 +111,11 @@ class FaultTable:
             return Fault(stage=stage, call_again=1, latency=fault.latency)
         if fault.once:
             del self._faults[(component, stage)]
+        return fault
+
+    async def hit(self, component: int, stage: str) -> Fault | None:
+        """An activation reaches ``stage``: the fault that applies, after its latency."""
+        fault = self.trigger(component, stage)
+        if fault is not None and fault.latency:
+            await trio.sleep(fault.latency)
         return fault

@@ -17,10 +17,22 @@ from typing import Any
 
 import attrs
 
-ACTIVATORS = ("none", "generic", "bl31", "rmm", "sp")
+from lfafs.smccc import ActivatorKind, Version
+
+ACTIVATORS = ("none", *(k.value for k in ActivatorKind))
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 GB = 1 << 30
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class SpecError(ValueError):
+    """A component description that cannot be used: ``field`` and what is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 class ProfileError(ValueError):
@@ -33,17 +45,9 @@ class ProfileError(ValueError):
         self.problem = problem
 
 
-def parse_version(text: object) -> tuple[int, int]:
-    """'1.2' or (1, 2) -> (1, 2); each part fits 32 bits."""
-    if isinstance(text, (tuple, list)) and len(text) == 2:
-        major, minor = text
-    elif isinstance(text, str) and re.fullmatch(r"\d+\.\d+", text.strip()):
-        major, minor = (int(p) for p in text.strip().split("."))
-    else:
-        raise ValueError(f"expected a version MAJOR.MINOR, got {text!r}")
-    if not all(isinstance(p, int) and 0 <= p < 1 << 32 for p in (major, minor)):
-        raise ValueError(f"version parts must be integers below 2**32, got {text!r}")
-    return int(major), int(minor)
+def parse_version(text: object) -> Version:
+    """'1.2' or (1, 2) -> Version(1, 2); each part fits 32 bits."""
+    return Version.parse(text)
 
 
 def parse_size(value: object) -> int:
@@ -58,28 +62,120 @@ def parse_size(value: object) -> int:
     raise ValueError(f"expected a size in bytes or like '2G', got {value!r}")
 
 
+def _seconds(field: str):
+    def check(_inst, _attr, value) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+            raise SpecError(f"latency.{field}", f"expected seconds in [0, 3600], got {value!r}")
+    return check
+
+
 @attrs.frozen
 class Latencies:
     """Modelled time, in seconds, of the slow parts of an activation."""
 
-    load: float = 0.0  # platform load and authentication at PRIME
-    prime: float = 0.0
-    activate: float = 0.0
+    load: float = attrs.field(default=0.0, validator=_seconds("load"))  # platform load and auth at PRIME
+    prime: float = attrs.field(default=0.0, validator=_seconds("prime"))
+    activate: float = attrs.field(default=0.0, validator=_seconds("activate"))
+
+
+def _check_name(_inst, _attr, name) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise SpecError("name", f"{name!r} must be 1-32 of a-z 0-9 _ -, starting with a letter or digit")
+
+
+def _check_activator(_inst, _attr, activator) -> None:
+    if activator not in ACTIVATORS:
+        raise SpecError("activator", f"{activator!r} is not one of {', '.join(ACTIVATORS)}")
+
+
+def _check_bool(field: str):
+    def check(_inst, _attr, value) -> None:
+        if not isinstance(value, bool):
+            raise SpecError(field, f"expected true or false, got {value!r}")
+    return check
+
+
+def _to_version(value: object) -> Version:
+    try:
+        return Version.parse(value)
+    except ValueError as e:
+        raise SpecError("version", str(e)) from None
+
+
+def _to_guid(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise SpecError("guid", f"expected a GUID string, got {value!r}")
+    try:
+        return uuid.UUID(value)
+    except ValueError as e:
+        raise SpecError("guid", f"{value!r}: {e}") from None
 
 
 @attrs.frozen
 class ComponentSpec:
-    name: str
-    guid: uuid.UUID
-    activator: str
-    version: tuple[int, int]
-    may_reset_cpu: bool
-    cpu_rendezvous_required: bool
+    """One LFA component as a profile, a saved flash or ``ctl component add`` describes it.
+
+    The validators are the single definition of a valid component: the
+    TOML loader, the flash restore and the control command all build one
+    through them (or through :func:`component_spec`).
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    guid: uuid.UUID = attrs.field(converter=_to_guid)
+    activator: str = attrs.field(validator=_check_activator)
+    version: Version = attrs.field(converter=_to_version)
+    may_reset_cpu: bool = attrs.field(validator=_check_bool("may_reset_cpu"))
+    cpu_rendezvous_required: bool = attrs.field(validator=_check_bool("cpu_rendezvous"))
     latencies: Latencies = Latencies()
+
+    def __attrs_post_init__(self) -> None:
+        if self.activator == "none" and self.may_reset_cpu:
+            raise SpecError("activator", "a component without an activator has no may_reset_cpu or cpu_rendezvous")
+        if self.activator in (ActivatorKind.RMM, ActivatorKind.BL31) and not self.cpu_rendezvous_required:
+            raise SpecError("cpu_rendezvous", f"the {self.activator} activator needs the CPU rendezvous")
 
     @property
     def activation_capable(self) -> bool:
         return self.activator != "none"
+
+
+COMPONENT_FIELDS = ("name", "guid", "activator", "version", "may_reset_cpu", "cpu_rendezvous", "latency")
+
+
+def component_spec(raw: Mapping[str, Any]) -> ComponentSpec:
+    """A component from a table of the profile's ``[[component]]`` form; SpecError names the field."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("component", "expected a table")
+    for key in raw:
+        if key not in COMPONENT_FIELDS:
+            raise SpecError(str(key), f"unknown field (known: {', '.join(sorted(COMPONENT_FIELDS))})")
+    for key in ("name", "guid", "version"):
+        if key not in raw:
+            raise SpecError(key, "is required")
+        if not isinstance(raw[key], str):
+            raise SpecError(key, f"expected a string, got {raw[key]!r}")
+    activator = raw.get("activator", "generic")
+    if not isinstance(activator, str):
+        raise SpecError("activator", f"expected a string, got {activator!r}")
+    _check_activator(None, None, activator)
+    reset_default, rendezvous_default = _KIND_DEFAULTS[activator]
+    rendezvous = raw.get("cpu_rendezvous", "required" if rendezvous_default else "optional")
+    if rendezvous not in ("required", "optional"):
+        raise SpecError("cpu_rendezvous", f"{rendezvous!r} is not 'required' or 'optional'")
+    if activator == "none" and "cpu_rendezvous" in raw:
+        raise SpecError("activator", "a component without an activator has no may_reset_cpu or cpu_rendezvous")
+    latency = raw.get("latency", {})
+    if not isinstance(latency, Mapping):
+        raise SpecError("latency", f"expected a table, got {latency!r}")
+    for key in latency:
+        if key not in ("load", "prime", "activate"):
+            raise SpecError(f"latency.{key}", "unknown stage (load, prime, activate)")
+    lat = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in latency.items()}
+    return ComponentSpec(name=raw["name"], guid=raw["guid"], activator=activator, version=raw["version"],
+                         may_reset_cpu=raw.get("may_reset_cpu", reset_default),
+                         cpu_rendezvous_required=rendezvous == "required", latencies=Latencies(**lat))
 
 
 @attrs.frozen
@@ -120,7 +216,8 @@ class Profile:
         raise KeyError(key)
 
 
-# Defaults per activator kind (TF-A activator ops, docs/smc-abi.md 3.3).
+# Defaults per activator kind: (may_reset_cpu, cpu_rendezvous required), as TF-A's activators
+# declare them (docs/smc-abi.md, 'Activators').
 _KIND_DEFAULTS = {
     "none": (False, False),
     "generic": (False, True),
@@ -183,41 +280,11 @@ def _convert(source: str, field: str, fn, value):
 
 
 def _component(raw: Any, source: str, where: str) -> ComponentSpec:
-    if not isinstance(raw, dict):
-        raise ProfileError(source, where, "expected a table")
-    known = {"name", "guid", "activator", "version", "may_reset_cpu", "cpu_rendezvous", "latency"}
-    for key in raw:
-        if key not in known:
-            raise ProfileError(source, f"{where}.{key}", f"unknown field (known: {', '.join(sorted(known))})")
-    name = _get(raw, "name", source, f"{where}.name", str)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
-        raise ProfileError(source, f"{where}.name", f"{name!r} must be 1-32 of a-z 0-9 _ -, starting with a letter or digit")
-    guid_text = _get(raw, "guid", source, f"{where}.guid", str)
-    guid = _convert(source, f"{where}.guid", uuid.UUID, guid_text)
-    activator = _get(raw, "activator", source, f"{where}.activator", str, "generic")
-    if activator not in ACTIVATORS:
-        raise ProfileError(source, f"{where}.activator", f"{activator!r} is not one of {', '.join(ACTIVATORS)}")
-    version = _convert(source, f"{where}.version", parse_version, _get(raw, "version", source, f"{where}.version", str))
-    reset_default, rendezvous_default = _KIND_DEFAULTS[activator]
-    may_reset = _get(raw, "may_reset_cpu", source, f"{where}.may_reset_cpu", bool, reset_default)
-    rendezvous = _get(raw, "cpu_rendezvous", source, f"{where}.cpu_rendezvous", str,
-                      "required" if rendezvous_default else "optional")
-    if rendezvous not in ("required", "optional"):
-        raise ProfileError(source, f"{where}.cpu_rendezvous", f"{rendezvous!r} is not 'required' or 'optional'")
-    if activator == "none" and (may_reset or "cpu_rendezvous" in raw):
-        raise ProfileError(source, where, "a component without an activator has no may_reset_cpu or cpu_rendezvous")
-    if activator in ("rmm", "bl31") and rendezvous != "required":
-        raise ProfileError(source, f"{where}.cpu_rendezvous", f"the {activator} activator needs the CPU rendezvous")
-    lat_raw = _get(raw, "latency", source, f"{where}.latency", dict, {})
-    lat = {}
-    for key, value in lat_raw.items():
-        if key not in ("load", "prime", "activate"):
-            raise ProfileError(source, f"{where}.latency.{key}", "unknown stage (load, prime, activate)")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
-            raise ProfileError(source, f"{where}.latency.{key}", f"expected seconds in [0, 3600], got {value!r}")
-        lat[key] = float(value)
-    return ComponentSpec(name=name, guid=guid, activator=activator, version=version, may_reset_cpu=may_reset,
-                         cpu_rendezvous_required=rendezvous == "required", latencies=Latencies(**lat))
+    try:
+        return component_spec(raw)
+    except SpecError as e:
+        field = where if e.field == "component" else f"{where}.{e.field}"
+        raise ProfileError(source, field, e.problem) from None
 
 
 def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Profile:

@@ -5,19 +5,32 @@ to RMM_RESERVE_MEMORY, the shared buffer with the boot manifest, and one
 activation token per CPU, stored from RMM_BOOT_COMPLETE x2 whatever the
 status. A failed RMM boot sets ``boot_failed``: from then on every RMI and
 RMM-EL3 call answers SMC_UNK until the platform is reset.
+
+It also routes the SMCs that reach the RMM (RMI from the Normal world,
+RMM-EL3 calls from the Realm world) and runs the RMM's side of a live
+activation: ``primary_activate`` on the leader, ``secondary_activate`` on
+every other CPU (TF-A rmmd_rmm_lfa.c).
 """
 
 from __future__ import annotations
 
+import time
+
 import attrs
+import trio
 
 from lfafs.platform.images import Image
 from lfafs.platform.memory import ReserveAllocator
 from lfafs.platform.profile import RmmSpec
 from lfafs.platform.rmm.boot import BootResult, RmmImage
 from lfafs.platform.rmm.manifest import write_manifest
-from lfafs.smccc import RMM_EL3_INTERFACE_VERSION, RmmBootStatus
+from lfafs.platform.trace import Recorder, SmcTrace
+from lfafs.smccc import RMM_EL3_INTERFACE_VERSION, SMC_UNK, Fid, LfaStatus, RmmBootStatus, u64
 from lfafs.xlat import Memory
+
+RMM_FIDS = frozenset({Fid.RMI_VERSION, Fid.RMI_GRANULE_DELEGATE, Fid.RMI_GRANULE_UNDELEGATE,
+                      Fid.RMM_RESERVE_MEMORY})
+"""The SMCs the machine routes to the RMMD."""
 
 
 @attrs.define
@@ -31,6 +44,8 @@ class Rmmd:
     tokens: list[int] = attrs.field(init=False)
     boot_failed: bool = False
     failure: str = ""
+    trace: SmcTrace = attrs.field(factory=SmcTrace)
+    recorder: Recorder = attrs.field(factory=Recorder)
     rmm: RmmImage | None = None
     entry_pa: int = attrs.field(init=False)
 
@@ -85,8 +100,75 @@ class Rmmd:
         self.boot_complete(cpu, result)
         return result
 
-    def primary_activate(self, cpu: int, image: Image) -> BootResult:
-        """rmmd_primary_activate: the leader enters the new image on the cold path with its token."""
-        self.entry_pa = self.second_bank
-        rmm = self.new_image(image, self.entry_pa)
-        return self.cold_boot(cpu, rmm)
+
+    # -- SMCs that reach the RMM ----------------------------------------------------------
+
+    @property
+    def realm_disabled(self) -> bool:
+        return self.boot_failed or self.rmm is None
+
+    def handle_smc(self, world: str, fid: int, x: list[int]) -> None:
+        """RMI (Normal world) and RMM_RESERVE_MEMORY (Realm world); anything else is SMC_UNK."""
+        if self.realm_disabled:
+            x[0] = SMC_UNK
+        elif fid == Fid.RMM_RESERVE_MEMORY:
+            if world != "realm":
+                x[0] = SMC_UNK
+                return
+            status, pa = self.reserve(x[1], x[2])
+            x[0] = u64(status)
+            if status == 0:
+                x[1] = pa  # on failure x1 keeps the caller's value
+        elif world != "ns":
+            x[0] = SMC_UNK
+        else:
+            assert self.rmm is not None
+            x[0], x[1] = (u64(v) for v in self.rmm.rmi(Fid(fid).name, x[1]))
+
+    # -- live activation (TF-A rmmd_rmm_lfa.c) -------------------------------------------------
+
+    async def primary_activate(self, cpu: int, image: Image, *, injected: LfaStatus | None = None,
+                               since: float | None = None) -> int:
+        """rmmd_primary_activate: the leader boots ``image``; 0 or LFA_ACTIVATION_FAILED.
+
+        ``injected`` is a boot failure from fault injection: the new image
+        reports it at RMM_BOOT_COMPLETE instead of booting. ``since`` is
+        when the leader started (for the report's boot time).
+        """
+        report = self.recorder.current
+        t0 = trio.current_time() if since is None else since
+        waited = trio.current_time() - t0  # modelled boot latency, if any
+        if injected is not None:
+            result = BootResult(RmmBootStatus.UNKNOWN_ERROR, 0, f"injected boot failure ({injected.name})")
+            self.boot_complete(cpu, result)
+        else:
+            tlbi_before = self.memory.tlbi.pages
+            self.entry_pa = self.second_bank
+            result = self.cold_boot(cpu, self.new_image(image, self.entry_pa))
+            if report is not None:
+                report.tlb_invalidations = self.memory.tlbi.pages - tlbi_before
+        self._boot_complete_trace(cpu, result, t0)
+        if report is not None:
+            report.boot_phases = result.phases
+            report.leader_boot_s = waited + sum(result.phases.values())
+        if result.status != RmmBootStatus.SUCCESS:
+            self.recorder.reason(f"the new RMM failed to boot: {result.status.name}: {result.reason}")
+            return LfaStatus.ACTIVATION_FAILED
+        if report is not None and self.rmm is not None and self.rmm.dyn is not None:
+            report.dynamic_pages_preserved = self.rmm.dyn.alloc_pages - self.rmm.dyn.free_pages
+            report.fw_img_sequence = self.rmm.glob_data().fw_img_sequence
+        return 0
+
+    async def secondary_activate(self, cpu: int) -> int:
+        """rmmd_secondary_activate: the warm path of the new image; TF-A returns 0 whatever happens."""
+        t0 = time.perf_counter()
+        result = self.warm_boot(cpu)
+        self._boot_complete_trace(cpu, result, trio.current_time())
+        if self.recorder.current is not None:
+            self.recorder.current.warm_boots_s += time.perf_counter() - t0
+        return 0
+
+    def _boot_complete_trace(self, cpu: int, result: BootResult, start: float) -> None:
+        """RMM_BOOT_COMPLETE as the Realm world issued it, in the SMC trace."""
+        args = (u64(int(result.status)), u64(result.token))
+        self.trace.add(cpu, "realm", Fid.RMM_BOOT_COMPLETE, args, (0,) * 6, start, trio.current_time() - start)

@@ -1,12 +1,13 @@
-"""Observability: the SMC trace and the activation reports."""
+"""Observability: the SMC trace, and the activation reports with their one owner, the Recorder."""
 
 from __future__ import annotations
 
 import collections
 
 import attrs
+import trio
 
-from lfafs.smccc import fid_name
+from lfafs.smccc import LfaStatus, Version, fid_name, s64
 
 TRACE_CAPACITY = 4096
 
@@ -96,6 +97,100 @@ class ActivationReport:
         d = attrs.asdict(self)
         for key in ("started_at", "round_started_at", "leader_at", "filed"):
             d.pop(key)
-        d["from_version"] = "{}.{}".format(*self.from_version)
-        d["to_version"] = "{}.{}".format(*self.to_version)
+        d["from_version"] = str(Version(*self.from_version))
+        d["to_version"] = str(Version(*self.to_version))
         return d
+
+
+# Statuses with which an ACTIVATE is refused before it joins a round (TF-A lfa_main.c,
+# lfa_activate_prepare() and the lock paths of lfa_smc_handler()).
+_PRE_ROUND = frozenset({LfaStatus.BUSY, LfaStatus.INVALID_PARAMETERS, LfaStatus.COMPONENT_WRONG_STATE,
+                        LfaStatus.NOT_SUPPORTED})
+
+
+class Recorder:
+    """Owns every activation report from opening to filing.
+
+    A report opens at the first PRIME of a component (or at an ACTIVATE
+    that starts a new round without a new PRIME, a retry after a failure),
+    collects what the activators and the RMMD tell it while the round runs,
+    and is filed in ``reports`` when the round's last CPU leaves ACTIVATE.
+    """
+
+    def __init__(self) -> None:
+        self.reports: list[ActivationReport] = []
+        self._open: ActivationReport | None = None
+
+    @property
+    def current(self) -> ActivationReport | None:
+        """The report of the activation being prepared or run."""
+        return self._open if self._open is not None and not self._open.filed else None
+
+    @property
+    def last(self) -> ActivationReport | None:
+        return self.reports[-1] if self.reports else None
+
+    def forget_open(self) -> None:
+        """A platform reset: an activation being prepared is gone with the RAM."""
+        self._open = None
+
+    def prime_started(self, component: str, from_version: tuple[int, int], to_version: tuple[int, int]) -> None:
+        if self._open is None or self._open.filed or self._open.component != component:
+            self._open = ActivationReport(component=component, from_version=from_version, to_version=to_version,
+                                          started_at=trio.current_time())
+
+    def prime_returned(self) -> None:
+        if self._open is not None:
+            self._open.prime_s = trio.current_time() - self._open.started_at
+
+    def enter_activate(self, component: str, retry: tuple[tuple[int, int], tuple[int, int]] | None
+                       ) -> ActivationReport | None:
+        """One CPU enters ACTIVATE of ``component``; the report it counts in, if any.
+
+        ``retry`` is (from, to) when the call may start a new round without a
+        new PRIME (the agent is idle on this primed component).
+        """
+        report = self._open
+        if report is not None and not report.filed and report.component != component:
+            report = None
+        elif (report is None or report.filed) and retry is not None:
+            report = self._open = ActivationReport(component=component, from_version=retry[0],
+                                                   to_version=retry[1], started_at=trio.current_time())
+        elif report is not None and report.filed:
+            report = None
+        if report is not None:
+            if report.cpus == 0:
+                report.round_started_at = trio.current_time()
+            report.cpus += 1
+        return report
+
+    def leave_activate(self, report: ActivationReport | None, x0: int, x1: int, warm_reset: bool) -> None:
+        """A CPU leaves ACTIVATE with x0/x1; the round's last one files the report."""
+        if report is None or report.filed:
+            return
+        status = s64(x0)
+        if x1 == 1 and status == 0:  # call again: the round stays open
+            return
+        if status in _PRE_ROUND:
+            report.cpus -= 1  # refused before the round: not part of it
+            return
+        if report.leader_at:
+            report.rendezvous_s = report.leader_at - report.round_started_at
+        # A CPU that warm-reset into NS got x0 = its context id, not a status.
+        report.status = 0 if warm_reset else status
+        report.total_s = trio.current_time() - report.started_at
+        report.filed = True
+        self.reports.append(report)
+
+    def leader(self, cpu: int) -> None:
+        if self._open is not None:
+            self._open.leader_cpu = cpu
+            self._open.leader_at = trio.current_time()
+
+    def reason(self, text: str) -> None:
+        if self._open is not None:
+            self._open.reason = text
+
+    def committed(self, version: tuple[int, int]) -> None:
+        if self._open is not None:
+            self._open.to_version = version

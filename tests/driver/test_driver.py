@@ -231,14 +231,13 @@ async def test_rescan_keeps_settings_adds_and_removes(tmp_path, nursery):
     await rig.write(RMM_GUID, "force_cpu_rendezvous", b"0")
     await rig.write(RMM_GUID, "auto_activate", b"1")
     # the next scan will not see sp2 and will see a new component
-    from lfafs.platform.components import Component
+    from lfafs.platform.plat_lfa import Component
     from lfafs.platform.profile import ComponentSpec
     import uuid
 
     new = ComponentSpec(name="scp", guid=uuid.UUID("11111111-2222-3333-4444-555555555555"), activator="none",
                         version=(1, 0), may_reset_cpu=False, cpu_rendezvous_required=False)
-    p.components[5] = Component(index=5, spec=new, version=(1, 0))
-    p._activators[5] = None
+    p.components[5] = Component(index=5, spec=new, version=(1, 0))  # no activator
     rig.platform.stage("rmm", version=(1, 0))
     await rig.read(RMM_GUID, "activation_pending")  # the agent learns of it at GET_INVENTORY
     await rig.write(RMM_GUID, "activate")
@@ -324,7 +323,6 @@ async def test_seq_ids_follow_the_guid_after_a_rescan(rig):
     rig.platform.components.insert(0, rig.platform.components.pop(3))  # firmware reorders its table
     for i, c in enumerate(rig.platform.components):
         c.index = i
-    rig.platform._activators.insert(0, rig.platform._activators.pop(3))
     await rig.driver.update_fw_images_tree()
     assert img.seq_id == 0
     rig.platform.stage("rmm", version=(1, 0))
