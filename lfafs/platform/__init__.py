@@ -2,13 +2,14 @@
 
 Public surface::
 
-    platform = Platform.from_profile("fvp")          # or a TOML path; cpus=N overrides
+    platform = Platform.from_profile()              # the default, fvp-den0147; or "fvp", a TOML path; cpus=N
     regs = await platform.smc(Fid.LFA_GET_INFO, 0, cpu=0)   # x0..x5, unsigned
     platform.stage("rmm", version=(0, 10))          # a new image, pending activation
 """
 
 from lfafs.platform.faults import STAGES, FaultError
 from lfafs.platform.machine import Platform, PlatformError, Regs
-from lfafs.platform.profile import ProfileError, load_profile
+from lfafs.platform.profile import DEFAULT_PROFILE, ProfileError, embedded_names, load_profile
 
-__all__ = ["STAGES", "FaultError", "Platform", "PlatformError", "ProfileError", "Regs", "load_profile"]
+__all__ = ["DEFAULT_PROFILE", "STAGES", "FaultError", "Platform", "PlatformError", "ProfileError", "Regs",
+           "embedded_names", "load_profile"]

@@ -44,6 +44,7 @@ class Collaborators:
     commit: Callable[[int], None]  # the component now runs its primed image (plat_lfa.PlatLfa.commit)
     reset_activation: Callable[[], None]  # TF-A lfa_reset_activation()
     valid_ns_entry: Callable[[int], bool]  # BL31's check of a warm-reset entry point
+    reset_latched: Callable[[], bool]  # current_activation.reset, set by the last successful PRIME
     rmmd: Rmmd | None
 
 
@@ -91,8 +92,9 @@ class GenericActivator:
             return early
         fault = await self.co.faults.hit(cid, "boot")
         if fault is not None and fault.status is not None:
+            # -11 for most; an SP's failed image is -5 (faults.py says which can be injected)
             self.co.recorder.reason(f"the new image failed to boot (injected {fault.status.name})")
-            return LfaStatus.ACTIVATION_FAILED
+            return int(fault.status)
         self.co.commit(cid)
         return 0
 
@@ -108,12 +110,17 @@ class Bl31Activator(GenericActivator):
     """BL31 self-activation: pen, patch, warm reset of every CPU (TF-A bl31_lfa.c)."""
 
     async def activate(self, cpu: int, cid: int, entry_point: int, context_id: int) -> int | WarmReset:
-        if not self.co.valid_ns_entry(entry_point):
-            return LfaStatus.CRITICAL_ERROR  # TF-A returns -5 here, never LFA_INVALID_ADDRESS
         status = await super().activate(cpu, cid, entry_point, context_id)
-        if status == 0:
-            return WarmReset(entry_point=entry_point, context_id=context_id)
-        return status
+        # TF-A bl31_lfa.c, lfa_bl31_image_activation(): the warm reset happens only if the
+        # last successful PRIME latched `reset` (a PRIME of the RMM after BL31's clears it).
+        if status != 0 or not self.co.reset_latched():
+            return status
+        # Each CPU checks its own x3 after the rendezvous (the leader after patching, the
+        # others after lfa_holding_wait), so one bad entry point fails only its CPU
+        # (TF-A services/std_svc/lfa/lfa_reset.c, prepare_warm_reset()).
+        if not self.co.valid_ns_entry(entry_point):
+            return LfaStatus.CRITICAL_ERROR  # -5, never LFA_INVALID_ADDRESS
+        return WarmReset(entry_point=entry_point, context_id=context_id)
 
     def cancel(self, cid: int) -> int | None:
         # The cancel op releases every CPU waiting in the pen with -11 (TF-A bl31_lfa.c,

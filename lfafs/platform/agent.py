@@ -210,9 +210,6 @@ class Agent:
         if cur.prime_status == PrimeStatus.NONE:
             cur.component_id = cid
             cur.prime_status = PrimeStatus.STARTED
-            cur.cpu_rendezvous = True
-        # TF-A overwrites reset even when PRIME(d) runs over a COMPLETE c (a quirk kept).
-        cur.reset = act.may_reset_cpu
         rc = await self.plat.load_auth_image(cid)
         if rc == -Errno.EAGAIN:
             return LfaStatus.SUCCESS, LFA_CALL_AGAIN
@@ -225,7 +222,12 @@ class Agent:
         rc = await act.prime(cid)
         if rc != 0:
             return rc, 0  # returned as is, not translated
+        # Latched only by a successful PRIME (TF-A lfa_main.c, lfa_prime()): reset is the
+        # primed component's may_reset_cpu even when PRIME(d) runs over a COMPLETE c, so
+        # PRIME(bl31), PRIME(rmm), ACTIVATE(bl31) activates BL31 without a warm reset.
+        cur.cpu_rendezvous = True
         cur.prime_status = PrimeStatus.COMPLETE
+        cur.reset = act.may_reset_cpu
         return LfaStatus.SUCCESS, 0
 
     # -- ACTIVATE ----------------------------------------------------------------

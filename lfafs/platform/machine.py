@@ -29,7 +29,7 @@ from lfafs.platform.faults import Fault, FaultTable, make_fault
 from lfafs.platform.holding_pen import HoldingPen
 from lfafs.platform.memory import make_dram
 from lfafs.platform.plat_lfa import Component, PlatformError, PlatLfa, uuid_regs
-from lfafs.platform.profile import ComponentSpec, Profile, load_profile
+from lfafs.platform.profile import DEFAULT_PROFILE, ComponentSpec, Profile, load_profile
 from lfafs.platform.rmmd import RMM_FIDS, Rmmd
 from lfafs.platform.trace import ActivationReport, Recorder, SmcTrace
 from lfafs.smccc import INVALID_COMPONENT, SMC_UNK, Fid, RmmBootStatus, Version, u64
@@ -51,7 +51,7 @@ class Platform:
     """An emulated Arm platform with an EL3 LFA agent and an RMM."""
 
     @classmethod
-    def from_profile(cls, name_or_path: str | pathlib.Path = "fvp", *, cpus: int | None = None) -> Platform:
+    def from_profile(cls, name_or_path: str | pathlib.Path = DEFAULT_PROFILE, *, cpus: int | None = None) -> Platform:
         return cls(load_profile(name_or_path), cpus=cpus)
 
     def __init__(self, profile: Profile, *, cpus: int | None = None) -> None:
@@ -92,7 +92,7 @@ class Platform:
         self._collaborators = Collaborators(
             pen=self.pen, running_cpus=self.running_cpus, faults=self.faults, recorder=self.recorder,
             commit=self.port.commit, reset_activation=self.agent.reset_activation,
-            valid_ns_entry=self.valid_ns_entry, rmmd=self.rmmd)
+            valid_ns_entry=self.valid_ns_entry, reset_latched=lambda: self.agent.current.reset, rmmd=self.rmmd)
         for c in self.components:
             c.activator = make_activator(c, self._collaborators)
 
@@ -127,10 +127,23 @@ class Platform:
             raise PlatformError(f"CPU {cpu} is off; power it on first")
 
     def valid_ns_entry(self, ep: int) -> bool:
-        """A BL31 warm-reset entry point: aligned, in DRAM, outside the RMM carve-out."""
+        """A Non-secure entry point for a warm reset, by TF-A's rules.
+
+        TF-A plat/arm/common/arm_pm.c, arm_validate_ns_entrypoint(): inside DRAM1
+        below its secure top (ARM_TZC_DRAM1_SIZE: secure, realm, GPT, shared
+        page) or inside DRAM2; lib/psci/psci_common.c, psci_get_ns_ep_info(),
+        refuses only an odd (Thumb) address. A profile without a secure top
+        keeps at least the RMM carve-out out.
+        """
         p, r = self.profile, self.profile.rmm
-        return (ep % 4 == 0 and p.dram_base <= ep < p.dram_base + p.dram_size
-                and not r.base <= ep < r.limit + 4096)
+        if ep & 1:
+            return False
+        if p.dram2_size and p.dram2_base <= ep < p.dram2_base + p.dram2_size:
+            return True
+        ns_top = p.dram_base + p.dram_size - p.secure_dram_size
+        if not p.dram_base <= ep < ns_top:
+            return False
+        return p.secure_dram_size > 0 or not r.base <= ep < r.limit + 4096
 
     # -- the component table and its flash (plat_lfa.py) ------------------------------------
 
@@ -191,9 +204,11 @@ class Platform:
     # -- faults ------------------------------------------------------------------------------
 
     def inject(self, component: str | int, stage: str, *, status=None, call_again: int = 0,
-               latency: float = 0.0, once: bool = False) -> Fault:
+               latency: float = 0.0, once: bool = False, beyond_tf_a: bool = False) -> Fault:
+        """Arm a fault at ``stage`` of a component's activation (see faults.make_fault)."""
         c = self.component(component)
-        fault = make_fault(stage, status=status, call_again=call_again, latency=latency, once=once)
+        fault = make_fault(stage, kind=c.kind, status=status, call_again=call_again, latency=latency,
+                           once=once, beyond_tf_a=beyond_tf_a)
         self.faults.set(c.index, fault)
         return fault
 

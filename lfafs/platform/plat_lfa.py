@@ -192,7 +192,15 @@ class PlatLfa:
         return self.components[cid].activator
 
     def is_activation_pending(self, cid: int) -> bool:
-        return self.components[cid].staged is not None
+        """is_plat_lfa_activation_pending: a staged image, or hard-wired as TF-A's FVP port does it.
+
+        TF-A plat/arm/board/fvp/fvp_lfa.c answers true for every component
+        with an activator (BL31, RMM, SP1, SP2), before and after activation.
+        """
+        c = self.components[cid]
+        if self.profile.activation_pending == "hardwired":
+            return c.spec.activation_capable
+        return c.staged is not None
 
     def versions(self, cid: int) -> tuple[int, int] | None:
         """x4/x5 of GET_INVENTORY (current, pending), or None to leave them as the caller set them."""
@@ -217,10 +225,15 @@ class PlatLfa:
             if fault.status is not None:
                 return -Errno.EINVAL
         await trio.sleep(c.spec.latencies.load)
-        if c.staged is None:
+        data = c.staged
+        if data is None and self.profile.activation_pending == "hardwired":
+            # TF-A's FVP plat_lfa_load_auth_image() loads nothing and returns 0: the
+            # activation runs the image the component already has.
+            data = self.image_for(c, c.version)
+        if data is None:
             return -Errno.EINVAL
         try:
-            img = images.authenticate(c.staged, self.profile.auth_key, c.spec.guid)
+            img = images.authenticate(data, self.profile.auth_key, c.spec.guid)
         except images.ImageError as e:
             self.recorder.reason(f"PRIME: the staged image does not authenticate: {e}")
             return -Errno.EAUTH

@@ -204,10 +204,15 @@ class Profile:
     cpus: int
     dram_base: int
     dram_size: int
-    inventory_versions: bool
+    inventory_versions: bool  # GET_INVENTORY fills x4/x5 (DEN0147); TF-A leaves them as the caller set them
     auth_key: bytes
     rmm: RmmSpec
     components: tuple[ComponentSpec, ...]
+    activation_pending: str = "staged"  # "hardwired": every capable component is pending (TF-A fvp_lfa.c)
+    notification: str = "none"  # how the OS learns of a new image: "acpi", "dt" or "none"
+    secure_dram_size: int = 0  # the top of DRAM that is not Non-secure (TF-A arm_def.h, ARM_TZC_DRAM1_SIZE)
+    dram2_base: int = 0  # a second Non-secure DRAM bank: a valid warm-reset entry point, never emulated
+    dram2_size: int = 0
 
     def component(self, key: str) -> ComponentSpec:
         for c in self.components:
@@ -252,7 +257,11 @@ def _read(name_or_path: str | pathlib.Path) -> tuple[str, dict[str, Any]]:
         raise ProfileError(source, "toml", str(e)) from None
 
 
-def load_profile(name_or_path: str | pathlib.Path = "fvp") -> Profile:
+DEFAULT_PROFILE = "fvp-den0147"
+"""The profile ``lfafs mount``, ``make run`` and the fixtures serve unless told otherwise."""
+
+
+def load_profile(name_or_path: str | pathlib.Path = DEFAULT_PROFILE) -> Profile:
     """Load an embedded profile by name, or a TOML file by path."""
     source, data = _read(name_or_path)
     return profile_from_dict(data, source)
@@ -287,31 +296,68 @@ def _component(raw: Any, source: str, where: str) -> ComponentSpec:
         raise ProfileError(source, field, e.problem) from None
 
 
-def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Profile:
-    known = {"name", "description", "base", "cpus", "dram_base", "dram_size", "inventory_versions",
-             "auth_key", "rmm", "component"}
+TOP_FIELDS = ("name", "description", "base", "cpus", "dram_base", "dram_size", "secure_dram_size",
+              "dram2_base", "dram2_size", "inventory_versions", "activation_pending", "notification",
+              "auth_key", "rmm", "component")
+PENDING_POLICIES = ("staged", "hardwired")
+NOTIFICATION_SOURCES = ("none", "acpi", "dt")
+
+
+def _flatten(data: Mapping[str, Any], source: str, depth: int = 0) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """A profile with its ``base`` chain applied: (fields, [(source, raw component)])."""
     for key in data:
-        if key not in known:
-            raise ProfileError(source, key, f"unknown field (known: {', '.join(sorted(known))})")
-    base: dict[str, Any] = {}
+        if key not in TOP_FIELDS:
+            raise ProfileError(source, key, f"unknown field (known: {', '.join(sorted(TOP_FIELDS))})")
+    merged: dict[str, Any] = {}
+    components: list[tuple[str, Any]] = []
     if "base" in data:
         base_name = _get(data, "base", source, "base", str)
         if base_name not in embedded_names():
             raise ProfileError(source, "base", f"{base_name!r} is not an embedded profile ({', '.join(embedded_names())})")
-        base = dict(_read(base_name)[1])
-    merged = {**base, **{k: v for k, v in data.items() if k not in ("component", "rmm", "base")}}
-    merged["rmm"] = {**base.get("rmm", {}), **_get(data, "rmm", source, "rmm", dict, {})}
-    base_components = base.get("component", [])
-    own_components = _get(data, "component", source, "component", list, [])
+        if depth > 4:
+            raise ProfileError(source, "base", "profiles based on each other more than 4 deep")
+        base_source, base_data = _read(base_name)
+        merged, components = _flatten(base_data, base_source, depth + 1)
+    rmm = {**merged.get("rmm", {}), **_get(data, "rmm", source, "rmm", dict, {})}
+    merged.update({k: v for k, v in data.items() if k not in ("component", "rmm", "base")})
+    merged["rmm"] = rmm
+    for raw in _get(data, "component", source, "component", list, []):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        same = [i for i, (_, c) in enumerate(components) if isinstance(c, dict) and c.get("name") == name]
+        if name is not None and same:
+            components[same[0]] = (source, raw)
+        else:
+            components.append((source, raw))
+    return merged, components
+
+
+def _choice(merged: Mapping[str, Any], key: str, source: str, choices: tuple[str, ...], default: str) -> str:
+    value = _get(merged, key, source, key, str, default)
+    if value not in choices:
+        raise ProfileError(source, key, f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Profile:
+    merged, raw_components = _flatten(data, source)
 
     name = _get(merged, "name", source, "name", str)
     cpus = _get(merged, "cpus", source, "cpus", int)
     if not 1 <= cpus <= 64:
         raise ProfileError(source, "cpus", f"must be between 1 and 64, got {cpus}")
     dram_base = _get(merged, "dram_base", source, "dram_base", int)
+    secure_dram = _convert(source, "secure_dram_size", parse_size,
+                           _get(merged, "secure_dram_size", source, "secure_dram_size", (int, str), 0))
+    dram2_base = _get(merged, "dram2_base", source, "dram2_base", int, 0)
+    dram2_size = _convert(source, "dram2_size", parse_size, _get(merged, "dram2_size", source, "dram2_size", (int, str), 0))
     dram_size = _convert(source, "dram_size", parse_size, _get(merged, "dram_size", source, "dram_size", (int, str)))
     if dram_base % 4096 or dram_size % (2 << 20) or not (64 << 20) <= dram_size <= (16 << 30):
         raise ProfileError(source, "dram_size", f"DRAM must be 2 MB aligned, 64 MB..16 GB (base {dram_base:#x}, size {dram_size:#x})")
+    if not 0 <= secure_dram < dram_size or secure_dram % 4096:
+        raise ProfileError(source, "secure_dram_size", f"must be 4 KB aligned and below dram_size, got {secure_dram:#x}")
+    if dram2_size < 0 or dram2_base < 0 or dram2_base + dram2_size > 1 << 48 or (
+            dram2_size and dram2_base < dram_base + dram_size and dram_base < dram2_base + dram2_size):
+        raise ProfileError(source, "dram2_base", "DRAM2 must lie below 2**48 and not overlap DRAM")
     auth_key = _get(merged, "auth_key", source, "auth_key", str)
     if not auth_key:
         raise ProfileError(source, "auth_key", "must not be empty")
@@ -337,15 +383,12 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
     if rmm.base % 4096 or rmm.limit % 4096 or rmm.payload_size % (2 * 4096):
         raise ProfileError(source, "rmm", "base, limit and payload_size must be 4 KB aligned")
 
-    components: list[ComponentSpec] = [_component(c, f"<embedded {data.get('base')}>", f"component[{i}]")
-                                       for i, c in enumerate(base_components)]
-    for i, raw in enumerate(own_components):
-        spec = _component(raw, source, f"component[{i}]")
-        existing = [j for j, c in enumerate(components) if c.name == spec.name]
-        if existing:
-            components[existing[0]] = spec
-        else:
-            components.append(spec)
+    components: list[ComponentSpec] = []
+    own = 0
+    for i, (where, raw) in enumerate(raw_components):
+        index = own if where == source else i
+        own += where == source
+        components.append(_component(raw, where, f"component[{index}]"))
     if not components:
         raise ProfileError(source, "component", "at least one component is needed (TF-A refuses to start LFA with none)")
     names = [c.name for c in components]
@@ -365,6 +408,11 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
         dram_base=dram_base,
         dram_size=dram_size,
         inventory_versions=_get(merged, "inventory_versions", source, "inventory_versions", bool, True),
+        activation_pending=_choice(merged, "activation_pending", source, PENDING_POLICIES, "staged"),
+        notification=_choice(merged, "notification", source, NOTIFICATION_SOURCES, "none"),
+        secure_dram_size=secure_dram,
+        dram2_base=dram2_base,
+        dram2_size=dram2_size,
         auth_key=auth_key.encode(),
         rmm=rmm,
         components=tuple(components),

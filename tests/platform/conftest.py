@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from lfafs.platform import Platform
-from lfafs.platform.profile import profile_from_dict
+from lfafs.platform.profile import DEFAULT_PROFILE, profile_from_dict
 from lfafs.smccc import Fid, s64
 
 BL31, BL32, BL33, RMM, SP1, SP2 = range(6)  # the fvp profile's table order
@@ -14,19 +14,14 @@ BL31, BL32, BL33, RMM, SP1, SP2 = range(6)  # the fvp profile's table order
 
 @pytest.fixture
 def fvp() -> Platform:
-    return Platform.from_profile("fvp")
+    return Platform.from_profile()
 
 
 def variant(**changes) -> Platform:
     """The fvp profile with top-level fields changed."""
-    import tomllib
-    import importlib.resources
 
-    data = tomllib.loads((importlib.resources.files("lfafs.platform.profiles") / "fvp.toml").read_text())
     cpus = changes.pop("ncpus", None)
-    rmm = changes.pop("rmm", {})
-    data.update(changes)
-    data["rmm"].update(rmm)
+    data = {"base": DEFAULT_PROFILE, **changes}
     return Platform(profile_from_dict(data, "<test variant>"), cpus=cpus)
 
 
@@ -47,12 +42,16 @@ async def ready(p: Platform, cid: int, version=(9, 9)) -> None:
     assert (st(r), r.x1) == (0, 0)
 
 
-async def activate_on(p: Platform, cid: int, cpus, *, flags: int = 0, ep: int = 0, ctx: int = 0) -> dict:
-    """ACTIVATE on several CPUs at once, each in its own task, as stop_machine does."""
+async def activate_on(p: Platform, cid: int, cpus, *, flags: int = 0, ep: int | dict = 0, ctx: int = 0) -> dict:
+    """ACTIVATE on several CPUs at once, each in its own task, as stop_machine does.
+
+    ``ep`` is every CPU's x3, or a dict of x3 by CPU.
+    """
     results: dict[int, object] = {}
 
     async def one(cpu: int) -> None:
-        results[cpu] = await p.smc(Fid.LFA_ACTIVATE, cid, flags, ep, ctx, cpu=cpu)
+        x3 = ep[cpu] if isinstance(ep, dict) else ep
+        results[cpu] = await p.smc(Fid.LFA_ACTIVATE, cid, flags, x3, ctx, cpu=cpu)
 
     async with trio.open_nursery() as n:
         for cpu in cpus:

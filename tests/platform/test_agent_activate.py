@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import trio
 
 from lfafs.platform.agent import PrimeStatus
@@ -130,7 +132,7 @@ async def test_notify_failure_stops_the_round_before_it_starts(fvp):
 
 async def test_activator_call_again_keeps_the_round_open(fvp):
     await ready(fvp, SP1, version=(2, 0))
-    fvp.inject("sp1", "activate", call_again=2)
+    fvp.inject("sp1", "activate", call_again=2, beyond_tf_a=True)  # no TF-A activator asks to call again
     replies = [(st(r), r.x1) for r in [await call(fvp, Fid.LFA_ACTIVATE, SP1, 1) for _ in range(3)]]
     assert replies == [(0, 1), (0, 1), (0, 0)]
     assert fvp.component("sp1").version == (2, 0)
@@ -146,14 +148,63 @@ async def test_activator_errors_pass_through_and_keep_pending(fvp):
 
 async def test_bl31_resumes_every_cpu_in_ns(fvp):
     await ready(fvp, BL31, version=(2, 16))
-    bad = await call(fvp, Fid.LFA_ACTIVATE, BL31, 0, 0, 7)
-    assert st(bad) == -5  # a bad NS entry point: CRITICAL_ERROR, never INVALID_ADDRESS
-    assert fvp.last_report.status == -5
     results = await activate_on(fvp, BL31, all_cpus(fvp), ep=0x8800_0000, ctx=0xC0FFEE)
     assert {r.x0 for r in results.values()} == {0xC0FFEE}
     assert fvp.component("bl31").version == (2, 16)
     assert (fvp.last_report.component, fvp.last_report.status, fvp.last_report.cpus) == ("bl31", 0, 4)
-    assert len(fvp.reports) == 2
+
+
+async def test_bl31_checks_each_cpus_entry_point_after_the_rendezvous(fvp):
+    # TF-A bl31_lfa.c lfa_bl31_image_activation() and lfa_reset.c prepare_warm_reset():
+    # every CPU joins the pen first, then checks its own x3; a bad one fails only that CPU.
+    await ready(fvp, BL31, version=(2, 16))
+    eps = {0: 0x8800_0000, 1: 0x8800_0000, 2: 7, 3: 0x8800_0000}
+    results = await activate_on(fvp, BL31, all_cpus(fvp), ep=eps, ctx=0xC0FFEE)
+    assert st(results[2]) == -5  # CRITICAL_ERROR, never INVALID_ADDRESS
+    assert {results[c].x0 for c in (0, 1, 3)} == {0xC0FFEE}
+    assert fvp.component("bl31").version == (2, 16)  # the leader patched BL31 before the checks
+
+
+async def test_bl31_with_every_entry_point_bad_fails_every_cpu(fvp):
+    await ready(fvp, BL31, version=(2, 16))
+    results = await activate_on(fvp, BL31, all_cpus(fvp), ep=0xFC00_0000)  # the secure top of DRAM1
+    assert {st(r) for r in results.values()} == {-5}
+    assert fvp.last_report.status == -5 and fvp.agent.pending[BL31]  # a failed round keeps pending
+
+
+@pytest.mark.parametrize(("ep", "valid"), [
+    (0x8800_0000, True), (0x8800_0002, True),  # psci_get_ns_ep_info() refuses only odd addresses
+    (0x8800_0001, False), (0x7FFF_F000, False),  # Thumb; below DRAM1
+    (0xFBFF_F000, True), (0xFC00_0000, False),  # the last NS page; ARM_TZC_DRAM1_SIZE (64 MB with RME)
+    (0xFDC0_0000, False), (0x1_0000_0000, False),  # the RMM carve-out; above DRAM1
+    (0x8_8000_0000, True), (0x8_8000_0000 + (30 << 30) - 2, True), (0x8_8000_0000 + (30 << 30), False),  # DRAM2
+])
+def test_bl31_entry_point_rules_are_tf_as(fvp, ep, valid):
+    # TF-A plat/arm/common/arm_pm.c, arm_validate_ns_entrypoint()
+    assert fvp.valid_ns_entry(ep) is valid
+
+
+async def test_a_prime_of_the_rmm_after_bl31_clears_the_reset_latch(fvp):
+    # TF-A lfa_main.c lfa_prime() latches reset from the primed component on every
+    # successful PRIME, even over a COMPLETE slot; bl31_lfa.c resets only if it is set.
+    await ready(fvp, BL31, version=(2, 16))
+    fvp.stage("rmm", version=(0, 10))
+    assert st(await call(fvp, Fid.LFA_GET_INVENTORY, RMM)) == 0
+    assert st(await call(fvp, Fid.LFA_PRIME, RMM)) == 0
+    assert fvp.agent.current.component_id == BL31 and not fvp.agent.current.reset
+    results = await activate_on(fvp, BL31, all_cpus(fvp), ep=0x8800_0000, ctx=0xC0FFEE)
+    assert {(r.x0, r.x1) for r in results.values()} == {(0, 0)}  # returned, no warm reset
+    assert fvp.component("bl31").version == (2, 16) and not fvp.agent.in_progress
+    assert st(await call(fvp, Fid.LFA_CANCEL, BL31)) == 0
+
+
+async def test_a_failed_prime_does_not_latch_reset(fvp):
+    await ready(fvp, SP1)
+    fvp.stage("bl31", version=(2, 16))
+    fvp.inject("bl31", "load", status="LFA_AUTH_ERROR", once=True)
+    assert st(await call(fvp, Fid.LFA_GET_INVENTORY, BL31)) == 0
+    assert st(await call(fvp, Fid.LFA_PRIME, BL31)) == -3
+    assert not fvp.agent.current.reset  # still SP1's
 
 
 async def test_cancel_with_nothing_claimed(fvp):

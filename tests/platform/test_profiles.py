@@ -11,13 +11,25 @@ from .conftest import call
 
 
 def test_fvp_mirrors_tf_a_table_with_every_option():
+    # TF-A include/plat/arm/common/plat_arm_lfa_components.h (table order),
+    # plat/arm/board/fvp/platform.mk (2 clusters x 4 CPUs), fvp_lfa.c (pending hard-wired),
+    # lfa_main.c lfa_get_inventory() (SMC_RET4: no versions in x4/x5)
     p = load_profile("fvp")
     assert [c.name for c in p.components] == ["bl31", "bl32", "bl33", "rmm", "sp1", "sp2"]
-    assert p.cpus == 4 and p.rmm.va_pool_size == 1 << 30 and p.inventory_versions
+    assert p.cpus == 8 and p.rmm.va_pool_size == 1 << 30
+    assert not p.inventory_versions and p.activation_pending == "hardwired" and p.notification == "none"
     bl31 = p.component("bl31")
     assert bl31.may_reset_cpu and bl31.cpu_rendezvous_required
     assert not p.component("sp1").cpu_rendezvous_required
     assert p.component("6c0762a6-12f2-4b56-92cb-ba8f633606d9").name == "rmm"
+
+
+def test_the_default_is_the_fvp_with_a_den0147_port():
+    p = load_profile()
+    assert p.name == "fvp-den0147"
+    fvp = load_profile("fvp")
+    assert p.components == fvp.components and p.rmm == fvp.rmm and p.dram_size == fvp.dram_size
+    assert p.cpus == 4 and p.inventory_versions and p.activation_pending == "staged" and p.notification == "dt"
 
 
 def write(tmp_path, text):
@@ -28,7 +40,7 @@ def write(tmp_path, text):
 
 async def test_a_profile_adds_components_and_sets_the_machine(tmp_path):
     f = write(tmp_path, '''
-base = "fvp"
+base = "fvp-den0147"
 name = "lab"
 cpus = 2
 dram_size = "1G"
@@ -55,17 +67,17 @@ latency = { activate = 0.5 }
 
 
 @pytest.mark.parametrize(("text", "field", "words"), [
-    ('base = "fvp"\ncpus = 0', "cpus", "between 1 and 64"),
-    ('base = "fvp"\ncpus = "four"', "cpus", "expected int"),
-    ('base = "fvp"\ndram_size = "lots"', "dram_size", "size"),
-    ('base = "fvp"\n[rmm]\nva_pool_size = "1536M"', "rmm.va_pool_size", "multiple of 1 GB"),
-    ('base = "fvp"\nfrobnicate = 1', "frobnicate", "unknown field"),
+    ('base = "fvp-den0147"\ncpus = 0', "cpus", "between 1 and 64"),
+    ('base = "fvp-den0147"\ncpus = "four"', "cpus", "expected int"),
+    ('base = "fvp-den0147"\ndram_size = "lots"', "dram_size", "size"),
+    ('base = "fvp-den0147"\n[rmm]\nva_pool_size = "1536M"', "rmm.va_pool_size", "multiple of 1 GB"),
+    ('base = "fvp-den0147"\nfrobnicate = 1', "frobnicate", "unknown field"),
     ('base = "nowhere"', "base", "not an embedded profile"),
-    ('base = "fvp"\n[[component]]\nname = "x"\nguid = "not-a-guid"\nversion = "1.0"', "component[0].guid", "badly formed"),
-    ('base = "fvp"\n[[component]]\nname = "x"\nguid = "11111111-2222-3333-4444-555555555555"\nversion = "1"', "component[0].version", "MAJOR.MINOR"),
-    ('base = "fvp"\n[[component]]\nname = "x"\nguid = "6c0762a6-12f2-4b56-92cb-ba8f633606d9"\nversion = "1.0"', "component.guid", "duplicate"),
-    ('base = "fvp"\n[[component]]\nname = "x"\nguid = "11111111-2222-3333-4444-555555555555"\nactivator = "magic"\nversion = "1.0"', "component[0].activator", "not one of"),
-    ('base = "fvp"\n[[component]]\nname = "x"\nguid = "11111111-2222-3333-4444-555555555555"\nactivator = "rmm"\nversion = "1.0"', "component", "at most one"),
+    ('base = "fvp-den0147"\n[[component]]\nname = "x"\nguid = "not-a-guid"\nversion = "1.0"', "component[0].guid", "badly formed"),
+    ('base = "fvp-den0147"\n[[component]]\nname = "x"\nguid = "11111111-2222-3333-4444-555555555555"\nversion = "1"', "component[0].version", "MAJOR.MINOR"),
+    ('base = "fvp-den0147"\n[[component]]\nname = "x"\nguid = "6c0762a6-12f2-4b56-92cb-ba8f633606d9"\nversion = "1.0"', "component.guid", "duplicate"),
+    ('base = "fvp-den0147"\n[[component]]\nname = "x"\nguid = "11111111-2222-3333-4444-555555555555"\nactivator = "magic"\nversion = "1.0"', "component[0].activator", "not one of"),
+    ('base = "fvp-den0147"\n[[component]]\nname = "x"\nguid = "11111111-2222-3333-4444-555555555555"\nactivator = "rmm"\nversion = "1.0"', "component", "at most one"),
     ('name = "broken', "toml", ""),
 ])
 def test_bad_profiles_name_the_file_and_field(tmp_path, text, field, words):

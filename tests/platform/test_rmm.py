@@ -211,7 +211,7 @@ async def test_activation_report(fvp):
 
 
 def test_pool_base_rule():
-    from lfafs.platform.rmm.low_va import pool_base
+    from lfafs.xlat_low_va import pool_base
 
     assert pool_base(0) == 1 << 39  # max(1 GB, end) rounded up to 512 GB
     assert pool_base(0xFE00_0000) == 1 << 39

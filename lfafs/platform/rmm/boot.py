@@ -23,10 +23,10 @@ from lfafs.platform.memory import reserve_args
 from lfafs.platform.profile import RmmSpec
 from lfafs.platform.rmm import glob_data as gd
 from lfafs.platform.rmm.granules import Granules, GranuleState
-from lfafs.platform.rmm.low_va import GB, build_pool, pool_base, pool_layout
 from lfafs.platform.rmm.manifest import ManifestError, read_manifest
 from lfafs.smccc import RMI_ABI_VERSION, RmiStatus, RmmBootStatus, RmmEl3Status
 from lfafs.xlat import PAGE, Attr, Context, Memory, Region, XlatError, estimate_tables
+from lfafs.xlat_low_va import GB, build_pool, pool_base, pool_layout
 
 STATIC_VA_SIZE = 1 << 46  # TF-RMM xlat_low_va_pvt.h
 EXTRA_LFA_TABLES = 5  # margin for a new image at another PA (TF-RMM xlat_low_va)

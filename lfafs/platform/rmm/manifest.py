@@ -1,6 +1,6 @@
 """The boot manifest EL3 writes at the start of the shared buffer (v0.5).
 
-TF-A include/services/rmm_core_manifest.h (docs/smc-abi.md 4.4): a version,
+TF-A include/services/rmm_core_manifest.h (docs/smc-abi.md, "The RMM at EL3"): a version,
 then for DRAM a count, a pointer to the bank array and a checksum, which is
 the two's-complement sum of the count, the pointer and every array word.
 lfafs fills only the DRAM entry; the other lists are empty.
