@@ -30,12 +30,13 @@ from lfafs.platform.holding_pen import HoldingPen
 from lfafs.platform.memory import make_dram
 from lfafs.platform.plat_lfa import Component, PlatformError, PlatLfa, uuid_regs
 from lfafs.platform.profile import DEFAULT_PROFILE, ComponentSpec, Profile, load_profile
+from lfafs.platform.psci import PSCI_FIDS, PSCI_VERSION_1_1, AffinityState, PsciFid, PsciStatus
 from lfafs.platform.rmmd import RMM_FIDS, Rmmd
+from lfafs.platform.topology import MAX_CPUS, Topology
 from lfafs.platform.trace import ActivationReport, Recorder, SmcTrace
 from lfafs.smccc import INVALID_COMPONENT, SMC_UNK, Fid, RmmBootStatus, Version, u64
 
 WORLDS = ("ns", "secure", "realm")
-MAX_CPUS = 64
 
 
 class Regs(NamedTuple):
@@ -59,8 +60,12 @@ class Platform:
             raise PlatformError(f"cpus must be between 1 and {MAX_CPUS}, got {cpus!r}")
         self.profile = profile
         self.ncpus = cpus or profile.cpus
+        if profile.topology is not None and profile.topology.cpus == self.ncpus:
+            self.topology = profile.topology
+        else:
+            self.topology = Topology.flat(self.ncpus)
         self.faults = FaultTable()
-        self.trace = SmcTrace()
+        self.trace = SmcTrace(mpidr_of=self.topology.mpidr)
         self.recorder = Recorder()
         self.port = PlatLfa(profile, self.faults, self.recorder)
         self.port.flash_changed = self._flash_changed
@@ -264,6 +269,8 @@ class Platform:
         x[0] = fid
         if Fid.LFA_VERSION <= fid <= Fid.LFA_CANCEL:
             await self._lfa(cpu, x)
+        elif fid in PSCI_FIDS:
+            self._psci(cpu, world, fid, x)
         elif fid in RMM_FIDS:
             if self.rmmd is None:
                 x[0] = SMC_UNK
@@ -271,6 +278,38 @@ class Platform:
                 self.rmmd.handle_smc(world, fid, x)
         else:
             x[0] = SMC_UNK  # SMC32 LFA forms, 0xC40002E7, anything else
+
+    def _psci(self, cpu: int, world: str, fid: int, x: list[int]) -> None:
+        """PSCI from the Normal world (TF-A lib/psci/psci_main.c, the handlers LFA tests use)."""
+        if world != "ns":
+            x[0] = u64(PsciStatus.NOT_SUPPORTED)
+        elif fid == PsciFid.VERSION:
+            x[0] = PSCI_VERSION_1_1
+        elif fid == PsciFid.FEATURES:
+            x[0] = 0 if (x[1] & 0xFFFF_FFFF) in PSCI_FIDS else u64(PsciStatus.NOT_SUPPORTED)
+        elif fid == PsciFid.AFFINITY_INFO:
+            target = self.topology.cpu_of(x[1])
+            if target is None or x[2] != 0:
+                x[0] = u64(PsciStatus.INVALID_PARAMETERS)
+            else:
+                x[0] = AffinityState.ON if self.cpu_on[target] else AffinityState.OFF
+        elif fid == PsciFid.CPU_ON:
+            target = self.topology.cpu_of(x[1])
+            if target is None:
+                x[0] = u64(PsciStatus.INVALID_PARAMETERS)
+            elif self.cpu_on[target]:
+                x[0] = u64(PsciStatus.ALREADY_ON)
+            else:
+                self.power(target, True)
+                x[0] = PsciStatus.SUCCESS
+        elif fid == PsciFid.CPU_OFF:
+            # On hardware CPU_OFF does not return; here the issuing task gets DENIED
+            # when it is the last CPU running, SUCCESS once the CPU is off.
+            if self.running_cpus() == 1:
+                x[0] = u64(PsciStatus.DENIED)
+            else:
+                self.cpu_on[cpu] = False
+                x[0] = PsciStatus.SUCCESS
 
     async def _lfa(self, cpu: int, x: list[int]) -> None:
         fid = x[0]

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from lfafs.platform.topology import MAX_CPUS, Topology
 from lfafs.smccc import ActivatorKind, Version
 
 ACTIVATORS = ("none", *(k.value for k in ActivatorKind))
@@ -208,6 +209,7 @@ class Profile:
     auth_key: bytes
     rmm: RmmSpec
     components: tuple[ComponentSpec, ...]
+    topology: Topology | None = None  # None: Topology.flat(cpus)
     activation_pending: str = "staged"  # "hardwired": every capable component is pending (TF-A fvp_lfa.c)
     notification: str = "none"  # how the OS learns of a new image: "acpi", "dt" or "none"
     secure_dram_size: int = 0  # the top of DRAM that is not Non-secure (TF-A arm_def.h, ARM_TZC_DRAM1_SIZE)
@@ -296,7 +298,7 @@ def _component(raw: Any, source: str, where: str) -> ComponentSpec:
         raise ProfileError(source, field, e.problem) from None
 
 
-TOP_FIELDS = ("name", "description", "base", "cpus", "dram_base", "dram_size", "secure_dram_size",
+TOP_FIELDS = ("name", "description", "base", "cpus", "topology", "dram_base", "dram_size", "secure_dram_size",
               "dram2_base", "dram2_size", "inventory_versions", "activation_pending", "notification",
               "auth_key", "rmm", "component")
 PENDING_POLICIES = ("staged", "hardwired")
@@ -319,6 +321,10 @@ def _flatten(data: Mapping[str, Any], source: str, depth: int = 0) -> tuple[dict
         base_source, base_data = _read(base_name)
         merged, components = _flatten(base_data, base_source, depth + 1)
     rmm = {**merged.get("rmm", {}), **_get(data, "rmm", source, "rmm", dict, {})}
+    if "cpus" in data and "topology" not in data:
+        merged.pop("topology", None)  # a new CPU count without a layout: the default layout
+    if "topology" in data and "cpus" not in data:
+        merged.pop("cpus", None)  # a new layout: its CPU count
     merged.update({k: v for k, v in data.items() if k not in ("component", "rmm", "base")})
     merged["rmm"] = rmm
     for raw in _get(data, "component", source, "component", list, []):
@@ -329,6 +335,20 @@ def _flatten(data: Mapping[str, Any], source: str, depth: int = 0) -> tuple[dict
         else:
             components.append((source, raw))
     return merged, components
+
+
+def _topology(merged: Mapping[str, Any], source: str) -> Topology | None:
+    raw = _get(merged, "topology", source, "topology", dict, None)
+    if raw is None:
+        return None
+    for key in raw:
+        if key not in ("sockets", "clusters", "cores", "threads"):
+            raise ProfileError(source, f"topology.{key}", "unknown field (known: sockets, clusters, cores, threads)")
+    try:
+        return Topology(**raw)
+    except ValueError as e:
+        field = next((f"topology.{k}" for k in raw if f"topology.{k} " in str(e)), "topology")
+        raise ProfileError(source, field, str(e).removeprefix(f"{field} ")) from None
 
 
 def _choice(merged: Mapping[str, Any], key: str, source: str, choices: tuple[str, ...], default: str) -> str:
@@ -342,9 +362,12 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
     merged, raw_components = _flatten(data, source)
 
     name = _get(merged, "name", source, "name", str)
-    cpus = _get(merged, "cpus", source, "cpus", int)
-    if not 1 <= cpus <= 64:
-        raise ProfileError(source, "cpus", f"must be between 1 and 64, got {cpus}")
+    topology = _topology(merged, source)
+    cpus = _get(merged, "cpus", source, "cpus", int, topology.cpus if topology else attrs.NOTHING)
+    if not 1 <= cpus <= MAX_CPUS:
+        raise ProfileError(source, "cpus", f"must be between 1 and {MAX_CPUS}, got {cpus}")
+    if topology is not None and topology.cpus != cpus:
+        raise ProfileError(source, "cpus", f"{cpus} CPUs, but the topology gives {topology.describe()}")
     dram_base = _get(merged, "dram_base", source, "dram_base", int)
     secure_dram = _convert(source, "secure_dram_size", parse_size,
                            _get(merged, "secure_dram_size", source, "secure_dram_size", (int, str), 0))
@@ -408,6 +431,7 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
         dram_base=dram_base,
         dram_size=dram_size,
         inventory_versions=_get(merged, "inventory_versions", source, "inventory_versions", bool, True),
+        topology=topology,
         activation_pending=_choice(merged, "activation_pending", source, PENDING_POLICIES, "staged"),
         notification=_choice(merged, "notification", source, NOTIFICATION_SOURCES, "none"),
         secure_dram_size=secure_dram,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 
 import attrs
 import trio
 
+from lfafs.platform.psci import PsciFid
 from lfafs.smccc import LfaStatus, Version, fid_name, s64
 
 TRACE_CAPACITY = 4096
@@ -22,24 +24,29 @@ class SmcRecord:
     result: tuple[int, ...]  # x0..x5 after the call
     start: float  # platform clock (trio), seconds
     duration: float
+    mpidr: int = 0  # the CPU's MPIDR_EL1 (topology.py)
 
     @property
     def name(self) -> str:
-        return fid_name(self.fid)
+        try:
+            return f"PSCI_{PsciFid(self.fid & 0xFFFF_FFFF).name}"
+        except ValueError:
+            return fid_name(self.fid)
 
     def to_dict(self) -> dict:
-        return {"seq": self.seq, "cpu": self.cpu, "world": self.world, "fid": self.fid, "name": self.name,
-                "args": list(self.args), "result": list(self.result), "start": self.start,
+        return {"seq": self.seq, "cpu": self.cpu, "mpidr": f"{self.mpidr:#x}", "world": self.world, "fid": self.fid,
+                "name": self.name, "args": list(self.args), "result": list(self.result), "start": self.start,
                 "duration": self.duration}
 
 
 class SmcTrace:
     """A bounded ring of the last SMCs, oldest first."""
 
-    def __init__(self, capacity: int = TRACE_CAPACITY) -> None:
+    def __init__(self, capacity: int = TRACE_CAPACITY, mpidr_of: Callable[[int], int] | None = None) -> None:
         self._ring: collections.deque[SmcRecord] = collections.deque(maxlen=capacity)
         self._seq = 0
         self._t0: float | None = None
+        self.mpidr_of = mpidr_of
 
     def add(self, cpu: int, world: str, fid: int, args: tuple[int, ...], result: tuple[int, ...],
             start: float, duration: float) -> SmcRecord:
@@ -47,7 +54,8 @@ class SmcTrace:
             self._t0 = start
         start -= self._t0
         self._seq += 1
-        rec = SmcRecord(self._seq, cpu, world, fid, args, result, start, duration)
+        mpidr = self.mpidr_of(cpu) if self.mpidr_of is not None else 0
+        rec = SmcRecord(self._seq, cpu, world, fid, args, result, start, duration, mpidr)
         self._ring.append(rec)
         return rec
 

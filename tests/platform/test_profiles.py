@@ -67,7 +67,7 @@ latency = { activate = 0.5 }
 
 
 @pytest.mark.parametrize(("text", "field", "words"), [
-    ('base = "fvp-den0147"\ncpus = 0', "cpus", "between 1 and 64"),
+    ('base = "fvp-den0147"\ncpus = 0', "cpus", "between 1 and 512"),
     ('base = "fvp-den0147"\ncpus = "four"', "cpus", "expected int"),
     ('base = "fvp-den0147"\ndram_size = "lots"', "dram_size", "size"),
     ('base = "fvp-den0147"\n[rmm]\nva_pool_size = "1536M"', "rmm.va_pool_size", "multiple of 1 GB"),
