@@ -5,6 +5,7 @@ and never imports the platform.
 """
 
 from lfafs.driver.abi import ABIS, Abi
-from lfafs.driver.lfa import ATTRIBUTES, Conduit, KernelLog, LfaDriver
+from lfafs.driver.klog import KernelLog, Uevent
+from lfafs.driver.lfa import ATTRIBUTES, NOTIFICATION_SOURCES, Conduit, LfaDriver
 
-__all__ = ["ABIS", "ATTRIBUTES", "Abi", "Conduit", "KernelLog", "LfaDriver"]
+__all__ = ["ABIS", "ATTRIBUTES", "NOTIFICATION_SOURCES", "Abi", "Conduit", "KernelLog", "LfaDriver", "Uevent"]

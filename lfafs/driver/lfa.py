@@ -1,51 +1,48 @@
-"""The lfa_fw.c model: probe, the image list, attributes, activate and cancel.
+"""The lfa_fw.c model: probe, the image list, attributes, activate, cancel and notifications.
 
-Target: the v3 series (docs/sysfs-abi.md section 6), with v1 and v2
-selectable. Every firmware interaction is an SMC through the conduit the
-daemon hands in; the model never sees the platform.
+Target: upstream v3, with v1, v2 and NVIDIA's trees selectable (lfafs/driver/abi.py;
+docs/sysfs-abi.md). Every firmware interaction is an SMC through the conduit the
+daemon hands in; the model never sees the platform. Function names follow
+lfa_fw.c, so a reader can hold the two side by side; for the same reason
+the module is kept together, as the driver is one C file (struct fw_image
+and the value formats live in lfafs/driver/image.py).
 
 Budgets and delays use Trio's clock: PRIME call-again is polled every 10 ms
-within 30 s, ACTIVATE within 10 s (v2/v3), so tests run them on a mock
-clock.
+within 30 s, ACTIVATE within 10 s (v2/v3), so tests run them on a mock clock.
 """
 
 from __future__ import annotations
 
 import collections
 import errno
-import uuid
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-import attrs
 import trio
 
 from lfafs.driver.abi import ABIS, Abi
+from lfafs.driver.image import (ATTRIBUTES, KNOWN_NAMES, STALE, STALE_FLAGS, DriverError, Image, format_version,
+                                guid_of, lfa_error_string)
+from lfafs.driver.klog import KernelLog
 from lfafs.driver.kstrtobool import kstrtobool
 from lfafs.driver.rwsem import RwSem
-from lfafs.smccc import SMC_UNK, Fid, LfaStatus, s64
+from lfafs.smccc import LFA_CALL_AGAIN, LFA_TIMED_OUT, SMC_UNK, ActivateFlags, Fid, InventoryFlags, LfaStatus, s64, u64
 
-PRIME_BUDGET = 30.0  # LFA_PRIME_BUDGET_MS
-ACTIVATE_BUDGET = 10.0  # LFA_ACTIVATE_BUDGET_MS
-RETRY_DELAY = 0.010  # LFA_PRIME_DELAY_MS, and the ACTIVATE retry
+RETRY_DELAY = 0.010  # LFA_PRIME_DELAY_MS and LFA_ACTIVATE_DELAY_MS (NVIDIA's v1 polls every 10 us; see docs)
 REMOVAL_DELAY = 0.001  # the queued work that removes vanished images runs "shortly after"
-MAX_WRITE = 4096
-STALE = -1
-STALE_FLAGS = 0b1000  # rescan marks every image capable 0, pending 0, rendezvous 0
+PAGE_SIZE = 4096  # what kernfs hands store() at most (fs/kernfs/file.c, kernfs_fop_write_iter())
 
-# lfa_fw.c's table of known images (v1 onward).
-KNOWN_NAMES = {
-    "47d4086d-4cfe-9846-9b95-2950cbbd5a00": "TF-A BL31 runtime",
-    "d6d0eea7-fcea-d54b-9782-9934f234b6e4": "BL33 non-secure payload",
-    "6c0762a6-12f2-4b56-92cb-ba8f633606d9": "TF-RMM",
+# The line lfa_smccc_probe() logs for the notification source it registered
+# (v3 4/8 and 6/8, 20260706134455.132091-5- and -7-; NV-Kernels lfa_fw.c @08ba8802aa8e).
+NOTIFICATION_SOURCES = {
+    "acpi": "registered LFA ACPI notification",  # the ARML0003 device's ACPI_DEVICE_NOTIFY handler
+    "dt": "registered LFA DT notification interrupt",  # the "arm,lfa" node's interrupt 0
 }
-
-ATTRIBUTES = {  # name -> mode
-    "activate": 0o200, "cancel": 0o200,
-    "force_cpu_rendezvous": 0o644, "auto_activate": 0o644,
-    "name": 0o444, "activation_capable": 0o444, "activation_pending": 0o444, "may_reset_cpu": 0o444,
-    "cpu_rendezvous": 0o444, "current_version": 0o444, "pending_version": 0o444,
-}
+# The device NVIDIA's tree sends its uevent on: the SMCCC bus device "arm-smccc-lfa" with the
+# first id the bus hands out (NV-Kernels drivers/firmware/smccc/bus.c, arm_smccc_device_register()).
+SMCCC_DEVPATH = "/devices/arm-smccc-lfa-1"
+SMCCC_SUBSYSTEM = "arm_smccc"
 
 
 class Conduit(Protocol):
@@ -57,124 +54,71 @@ class Conduit(Protocol):
     def online_cpus(self) -> list[int]: ...
 
 
-class KernelLog:
-    """The driver's printk lines, as dmesg shows them."""
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self.lines: collections.deque[tuple[float, str, str]] = collections.deque(maxlen=capacity)
-        self._seq = 0
-        self._t0: float | None = None
-        self.changed = trio.Event()
-
-    def _add(self, level: str, text: str) -> None:
-        try:
-            now = trio.current_time()
-        except RuntimeError:
-            now = 0.0
-        if self._t0 is None:  # times count from the driver's first line, as dmesg counts from boot
-            self._t0 = now
-        self.lines.append((now - self._t0, level, f"Arm LFA: {text}"))
-        self._seq += 1
-        self.changed.set()
-        self.changed = trio.Event()
-
-    def info(self, text: str) -> None:
-        self._add("info", text)
-
-    def warn(self, text: str) -> None:
-        self._add("warn", text)
-
-    def err(self, text: str) -> None:
-        self._add("err", text)
-
-    def text(self) -> list[str]:
-        return [f"[{t:12.6f}] {msg}" for t, _, msg in self.lines]
-
-
-def lfa_error_string(status: int) -> str:
-    """v2+: out-of-range values read as LFA_DEVICE_ERROR, positive ones as LFA_SUCCESS."""
-    if status >= 0:
-        return "LFA_SUCCESS"
-    try:
-        return f"LFA_{LfaStatus(status).name}"
-    except ValueError:
-        return "LFA_DEVICE_ERROR"
-
-
-def guid_of(x1: int, x2: int) -> str:
-    """%pUb of {x1, x2}: the 16 bytes in memory order, lowercase."""
-    return str(uuid.UUID(bytes=x1.to_bytes(8, "little") + x2.to_bytes(8, "little")))
-
-
-def format_version(v: int) -> bytes:
-    return b"%u.%u\n" % ((v >> 32) & 0xFFFF_FFFF, v & 0xFFFF_FFFF)
-
-
-class DriverError(OSError):
-    """An errno the file interface reports for an attribute access."""
-
-    def __init__(self, err: int) -> None:
-        super().__init__(err, errno.errorcode.get(err, str(err)))
-
-
-@attrs.define
-class Image:
-    """struct fw_image: one directory under /sys/firmware/lfa."""
-
-    guid: str
-    name: str
-    seq_id: int
-    flags: int
-    current_version: int
-    pending_version: int
-    force_cpu_rendezvous: bool = True
-    auto_activate: bool = False
-
-    @property
-    def capable(self) -> bool:
-        return bool(self.flags & 1)
-
-    @property
-    def pending(self) -> bool:
-        return bool(self.flags & 2)
-
-    @property
-    def may_reset_cpu(self) -> bool:
-        return bool(self.flags & 4)
-
-    @property
-    def cpu_rendezvous(self) -> bool:
-        return not self.flags & 8  # the file is the inverse of cpu_rendezvous_optional
-
-
 class LfaDriver:
-    """The driver, bound to one conduit; ``present`` is False when probe found no LFA."""
+    """The driver, bound to one conduit; ``present`` is False when probe found no LFA.
 
-    def __init__(self, conduit: Conduit, *, abi: str = "v3", klog: KernelLog | None = None) -> None:
+    ``notification`` is the source the platform offers: "acpi" (an ARML0003
+    device), "dt" (an "arm,lfa" node with an interrupt) or None ("none"). Probe
+    registers a handler for it in the builds that have notifications, and
+    ``notify()`` runs that handler.
+    """
+
+    def __init__(self, conduit: Conduit, *, abi: str = "v3", klog: KernelLog | None = None,
+                 notification: str | None = None) -> None:
         if abi not in ABIS:
             raise ValueError(f"unknown kernel ABI {abi!r}; choose one of {', '.join(ABIS)}")
+        if notification == "none":  # the platform profile's spelling of "no source"
+            notification = None
+        if notification is not None and notification not in NOTIFICATION_SOURCES:
+            raise ValueError(f"unknown notification source {notification!r}; choose one of "
+                             f"{', '.join(NOTIFICATION_SOURCES)}, or None")
         self.conduit = conduit
         self.abi: Abi = ABIS[abi]
         self.klog = klog or KernelLog()
-        self.images: dict[str, Image] = {}  # in creation order, keyed by GUID
+        self.notification = notification
+        self.handler_registered = False  # probe installed the ACPI notify handler or requested the IRQ
+        self.images: dict[str, Image] = {}  # in creation order (the kset list), keyed by GUID
         self.present = False
         self.smc_lock = RwSem()
+        self.activation_lock = trio.Lock()  # NVIDIA's lfa_activation_lock
+        self._uevent_anchor = False  # NVIDIA's lfa_smccc_dev: set once probe has finished
+        self._removal_queued = False  # queue_work() of a work item already pending is a no-op
         self._nursery: trio.Nursery | None = None
+        self._cpus_in_smc: collections.Counter[int] = collections.Counter()
         self.changed = trio.Event()  # set whenever the directory list changes
 
     # -- SMC helpers -------------------------------------------------------------------
 
-    def _cpu(self) -> int:
-        cpus = self.conduit.online_cpus()
-        return cpus[0] if cpus else 0
-
     async def _smc(self, fid: int, *args: int) -> Sequence[int]:
-        return await self.conduit.smc(self._cpu(), fid, *args)
+        """An SMC from the calling task, on the first online CPU not already in one of ours.
+
+        A second writer runs on another CPU in Linux, so its SMC reaches the agent
+        while the first is still in EL3 (and may get LFA_BUSY from the agent's lock).
+        """
+        cpus = self.conduit.online_cpus() or [0]
+        cpu = next((c for c in cpus if not self._cpus_in_smc[c]), cpus[0])
+        self._cpus_in_smc[cpu] += 1
+        try:
+            return await self.conduit.smc(cpu, fid, *args)
+        finally:
+            self._cpus_in_smc[cpu] -= 1
+
+    def _read_lock(self):
+        return self.smc_lock.read() if self.abi.rwsem else _null()
+
+    def _write_lock(self):
+        return self.smc_lock.write() if self.abi.rwsem else _null()
+
+    def _log_name(self, img: Image, where: str = "log") -> str:
+        return img.get_image_name() if where in self.abi.get_image_name_for else img.image_name
 
     # -- probe and scan ------------------------------------------------------------------
 
     async def probe(self, nursery: trio.Nursery) -> bool:
-        """Module init: LFA_VERSION, then the first scan. No LFA, or no component: no directory."""
+        """lfa_smccc_probe(): LFA_VERSION, the first scan, then the notification source.
+
+        No LFA, or no component: no directory, and no handler.
+        """
         self._nursery = nursery
         r = await self._smc(Fid.LFA_VERSION)
         if r[0] == SMC_UNK or s64(r[0]) < 0:
@@ -183,17 +127,24 @@ class LfaDriver:
         if await self.update_fw_images_tree() != 0:
             return False
         self.present = True
+        if self.abi.notifications and self.notification is not None:
+            self.handler_registered = True
+            self.klog.info(NOTIFICATION_SOURCES[self.notification])
+        if self.abi.inventory_uevent:
+            self._uevent_anchor = True
+            self._queue_removal()  # the work announces the settled inventory
         return True
 
     def _name_for(self, guid: str) -> str:
-        if guid in KNOWN_NAMES:
-            return KNOWN_NAMES[guid]
-        return guid if self.abi.unknown_name == "guid" else self.abi.unknown_name
+        if self.abi.name_lookup_keeps_last:
+            last_guid, last_name = list(KNOWN_NAMES.items())[-1]
+            return last_name if guid == last_guid else guid
+        return KNOWN_NAMES.get(guid, self.abi.unknown_image_name)
 
     async def update_fw_images_tree(self) -> int:
         """Rescan: GET_INFO, mark all stale, refresh or create by GUID, remove the rest later."""
         r = await self._smc(Fid.LFA_GET_INFO, 0)
-        if s64(r[0]) != 0 or r[1] == 0:
+        if s64(r[0]) != 0 or s64(r[1]) <= 0:
             self.klog.err("Error getting number of LFA components")
             return -errno.ENODEV
         for img in self.images.values():
@@ -203,29 +154,38 @@ class LfaDriver:
             inv = await self._smc(Fid.LFA_GET_INVENTORY, seq)
             if s64(inv[0]) != 0:
                 continue  # a seq id that fails leaves no directory, silently
-            guid = guid_of(inv[1], inv[2])
+            guid, flags = guid_of(inv[1], inv[2]), InventoryFlags(inv[3] & 0xF)
             img = self.images.get(guid)
             if img is None:
-                self.images[guid] = Image(guid=guid, name=self._name_for(guid), seq_id=seq, flags=inv[3],
+                self.images[guid] = Image(guid=guid, image_name=self._name_for(guid), seq_id=seq, flags=flags,
                                           current_version=inv[4], pending_version=inv[5])
                 added = True
             else:
-                img.seq_id, img.flags, img.current_version, img.pending_version = seq, inv[3], inv[4], inv[5]
+                img.seq_id, img.flags, img.current_version, img.pending_version = seq, flags, inv[4], inv[5]
         if added:
             self._changed()
-        if any(img.seq_id == STALE for img in self.images.values()):
-            if self._nursery is not None:
-                self._nursery.start_soon(self._remove_invalid_fw_images)
+        if self.present:
+            self._queue_removal()
         return 0
+
+    def _queue_removal(self) -> None:
+        if self._nursery is not None and not self._removal_queued:
+            self._removal_queued = True
+            self._nursery.start_soon(self._remove_invalid_fw_images)
 
     async def _remove_invalid_fw_images(self) -> None:
         # A sysfs file cannot remove itself from its own store(): the kernel queues this work.
         await trio.sleep(REMOVAL_DELAY)
-        stale = [g for g, img in self.images.items() if img.seq_id == STALE]
-        for g in stale:
-            del self.images[g]
-        if stale:
-            self._changed()
+        self._removal_queued = False
+        async with self.activation_lock if self.abi.activation_mutex else _null():
+            stale = [g for g, img in self.images.items() if img.seq_id == STALE]
+            for g in stale:
+                del self.images[g]
+            if stale:
+                self._changed()
+            if self.abi.inventory_uevent and self._uevent_anchor:
+                # NV-Kernels lfa_fw.c, lfa_notify_inventory_update(): udev learns of the new inventory.
+                self.klog.uevent("change", SMCCC_DEVPATH, SMCCC_SUBSYSTEM)
 
     def _changed(self) -> None:
         self.changed.set()
@@ -238,8 +198,8 @@ class LfaDriver:
 
     def image(self, guid: str) -> Image:
         img = self.images.get(guid)
-        if img is None:
-            raise DriverError(errno.ENOENT)
+        if img is None:  # the node was removed: kernfs_get_active() fails (fs/kernfs/file.c)
+            raise DriverError(errno.ENODEV)
         return img
 
     FRESH = ("activation_pending", "pending_version")  # shown after a GET_INVENTORY
@@ -255,20 +215,13 @@ class LfaDriver:
         if attr in self.FRESH:
             return None
         if attr == "name":
-            return img.name.encode() + b"\n"
-        if attr == "activation_capable":
-            return b"%d\n" % img.capable
-        if attr == "may_reset_cpu":
-            return b"%d\n" % img.may_reset_cpu
-        if attr == "cpu_rendezvous":
-            return b"%d\n" % img.cpu_rendezvous
-        if attr == "force_cpu_rendezvous":
-            return b"%d\n" % img.force_cpu_rendezvous
-        if attr == "auto_activate":
-            return b"%d\n" % img.auto_activate
+            return self._log_name(img, "name").encode() + b"\n"
         if attr == "current_version":
             return format_version(img.current_version)
-        raise DriverError(errno.EACCES)
+        value = {"activation_capable": img.capable, "may_reset_cpu": img.may_reset_cpu,
+                 "cpu_rendezvous": img.cpu_rendezvous, "force_cpu_rendezvous": img.force_cpu_rendezvous,
+                 "auto_activate": img.auto_activate}[attr]
+        return b"%d\n" % value
 
     async def read(self, guid: str, attr: str) -> bytes:
         """show(): cached values at once; activation_pending and pending_version ask firmware."""
@@ -276,35 +229,31 @@ class LfaDriver:
         if cached is not None:
             return cached
         img = self.image(guid)
+        async with self._read_lock():
+            if self.abi.stale_enoent and img.seq_id < 0:  # NV-Kernels: no SMC for a stale image
+                if attr == "activation_pending":
+                    raise DriverError(errno.ENOENT)
+                return b"N/A\n"
+            # reg.a1 = fw_seq_id: an int widened to 64 bits, so a stale -1 goes out as all ones.
+            inv = await self._smc(Fid.LFA_GET_INVENTORY, u64(img.seq_id))
+        ok = s64(inv[0]) == 0
         if attr == "activation_pending":
-            async with self._read_lock():
-                inv = await self._smc(Fid.LFA_GET_INVENTORY, img.seq_id & 0xFFFF_FFFF)
-            if s64(inv[0]) == 0:
-                img.flags = (img.flags & ~2) | (inv[3] & 2)
+            if ok:
+                img.set_pending(inv[3])
             return b"%d\n" % img.pending  # on failure: the cached value, no error
-        if attr == "pending_version":
-            async with self._read_lock():
-                inv = await self._smc(Fid.LFA_GET_INVENTORY, img.seq_id & 0xFFFF_FFFF)
-            if not self.abi.pending_version_na:
-                return format_version(inv[5] if s64(inv[0]) == 0 else img.pending_version)
-            if s64(inv[0]) == 0 and inv[5] != 0 and img.pending:
-                img.pending_version = inv[5]
-                return format_version(inv[5])
-            return b"N/A\n"
-        raise DriverError(errno.EACCES)
-
-    def _read_lock(self):
-        return self.smc_lock.read() if self.abi.rwsem else _null()
-
-    def _write_lock(self):
-        return self.smc_lock.write() if self.abi.rwsem else _null()
+        if not self.abi.pending_version_na:
+            return format_version(inv[5] if ok else img.pending_version)
+        if ok and inv[5] != 0 and img.pending:
+            img.pending_version = inv[5]
+            return format_version(inv[5])
+        return b"N/A\n"
 
     async def write(self, guid: str, attr: str, data: bytes) -> int:
+        """store(): ``data`` is what kernfs passes, at most PAGE_SIZE bytes; returns the count."""
         img = self.image(guid)
         if attr not in self.abi.files or ATTRIBUTES[attr] & 0o222 == 0:
             raise DriverError(errno.EACCES)
-        if len(data) > MAX_WRITE:
-            raise DriverError(errno.E2BIG)
+        data = data[:PAGE_SIZE]
         if not data:
             return 0  # kernfs never calls store() for an empty write
         if attr in ("force_cpu_rendezvous", "auto_activate"):
@@ -315,128 +264,200 @@ class LfaDriver:
             setattr(img, attr, value)
             return len(data)
         if attr == "cancel":
-            status = await self.lfa_cancel(img)
-            if status != 0:
-                raise DriverError(errno.EINVAL)
+            ret = await self.lfa_cancel(img)
+            if ret != 0:
+                raise DriverError(-ret)
             return len(data)
-        # activate: the content is never parsed
-        err = await self.activate(img)
+        err = await self.activate_store(img)  # the content is never parsed
         if err:
             raise DriverError(err)
         return len(data)
 
     # -- actions --------------------------------------------------------------------------------
 
-    def _label(self, img: Image) -> str:
-        return img.name if img.name and img.name != "(unknown)" else img.guid
+    async def lfa_cancel(self, img: Image, seq_id: int | None = None) -> int:
+        """LFA_CANCEL: 0, or -EINVAL for any status but SUCCESS (NVIDIA: -ENOENT for a stale image).
 
-    async def lfa_cancel(self, img: Image) -> int:
+        NVIDIA's tree cancels the sequence id its PRIME used (``seq_id``); upstream
+        always uses the image's current one.
+        """
         async with self._read_lock():
-            r = await self._smc(Fid.LFA_CANCEL, img.seq_id & 0xFFFF_FFFF)
+            pinned = self.abi.pins_seq_id and seq_id is not None and seq_id >= 0
+            seq = seq_id if pinned else img.seq_id
+            if self.abi.stale_enoent and seq < 0:
+                return -errno.ENOENT
+            r = await self._smc(Fid.LFA_CANCEL, u64(seq))
         status = s64(r[0])
+        name = self._log_name(img, "cancel_log")
         if status == 0:
-            self.klog.info(f"Activation cancelled for image {self._label(img)}")
-        else:
-            self.klog.err(f"Activation not cancelled for image {self._label(img)}: {lfa_error_string(status)}")
-        return status
+            self.klog.info(f"Activation cancelled for image {name}")
+            return 0
+        self.klog.err(f"Activation not cancelled for image {name}: {lfa_error_string(status)}")
+        return -errno.EINVAL
 
-    async def prime(self, img: Image) -> int:
-        """PRIME, polling call-again every 10 ms (v2/v3: within 30 s, then cancel)."""
-        deadline = trio.current_time() + PRIME_BUDGET
+    async def prime_fw_image(self, img: Image) -> tuple[int, int]:
+        """PRIME, polling call-again every 10 ms within the budget: (0 or a negative return, seq id used)."""
+        abi = self.abi
+        budget = abi.prime_budget
+        deadline = trio.current_time() + budget if budget is not None else math.inf
+        started = False  # NVIDIA: a PRIME call has succeeded, so the agent holds a primed image
+        seq = img.seq_id
+        if abi.stale_prime_errno is None and img.may_reset_cpu:
+            self.klog.err("CPU reset not supported by kernel driver")
+            return -errno.EINVAL, seq
         while True:
             async with self._read_lock():
-                r = await self._smc(Fid.LFA_PRIME, img.seq_id & 0xFFFF_FFFF)
+                stale = img.seq_id == STALE or (started and img.seq_id != seq)
+                if abi.stale_prime_errno is not None and not stale and img.may_reset_cpu:
+                    self.klog.err("CPU reset not supported by kernel driver")
+                    return -errno.EINVAL, seq
+                if abi.stale_prime_errno is not None and stale:
+                    if abi.stale_prime_errno == errno.ENODEV:
+                        self.klog.err("Arm LFA: Invalid firmware sequence id")  # v1 prints its prefix twice
+                    ret = -abi.stale_prime_errno
+                else:
+                    ret = None
+                    if not started:
+                        seq = img.seq_id
+                    r = await self._smc(Fid.LFA_PRIME, u64(seq))
+            if ret is not None:  # the stale image's abort path, outside the lock
+                return (await self._cancel_after_prime(img, seq, ret) if started else ret), seq
             status = s64(r[0])
             if status < 0:
-                self.klog.err(f"LFA_PRIME for image {self._label(img)} failed: {lfa_error_string(status)}")
-                return status
-            if not r[1] & 1:
-                return 0
-            if self.abi.budgets and trio.current_time() >= deadline:
-                self.klog.err(f"LFA_PRIME for image {self._label(img)} timed out")
-                cancel = await self.lfa_cancel(img)
-                return -errno.ETIMEDOUT if cancel == 0 else cancel
+                self.klog.err(f"LFA_PRIME for image {self._log_name(img)} failed: {lfa_error_string(status)}")
+                if started and abi.prime_error_cancels_once_started:
+                    return await self._cancel_after_prime(img, seq, status), seq
+                return status, seq  # upstream: no CANCEL after a PRIME error
+            started = abi.prime_error_cancels_once_started and status == 0
+            if not r[1] & LFA_CALL_AGAIN:
+                return 0, seq
+            if trio.current_time() >= deadline:
+                self.klog.err(f"LFA_PRIME for image {self._log_name(img)} timed out")  # no "\n" in the format
+                cancel = await self.lfa_cancel(img, seq)
+                return (cancel if cancel else -errno.ETIMEDOUT), seq
             await trio.sleep(RETRY_DELAY)
 
-    async def _activate_on_cpus(self, img: Image, skip: bool) -> tuple[int, int]:
+    async def _cancel_after_prime(self, img: Image, seq: int, ret: int) -> int:
+        cancel = await self.lfa_cancel(img, seq)
+        return cancel or ret  # `cancel_ret ?: ret`
+
+    async def _activate_on_cpus(self, img: Image, seq: int, skip: bool) -> tuple[int, int]:
         """One ACTIVATE attempt: on one CPU, or on every online CPU at once (stop_machine)."""
-        seq = img.seq_id & 0xFFFF_FFFF
         if skip:
-            r = await self._smc(Fid.LFA_ACTIVATE, seq, 1, 0, 0)
-            return s64(r[0]), r[1] & 1
+            r = await self._smc(Fid.LFA_ACTIVATE, u64(seq), ActivateFlags.SKIP_CPU_RENDEZVOUS, 0, 0)
+            return s64(r[0]), r[1] & LFA_CALL_AGAIN
         results: dict[int, Sequence[int]] = {}
 
         async def on(cpu: int) -> None:
-            results[cpu] = await self.conduit.smc(cpu, Fid.LFA_ACTIVATE, seq, 0, 0, 0)
+            results[cpu] = await self.conduit.smc(cpu, Fid.LFA_ACTIVATE, u64(seq), 0, 0, 0)
 
         async with trio.open_nursery() as nursery:
             for cpu in self.conduit.online_cpus():
                 nursery.start_soon(on, cpu)
         first = results[min(results)]
         worst = min(s64(r[0]) for r in results.values())  # any CPU's failure fails the call
-        return (worst if worst < 0 else s64(first[0])), first[1] & 1
+        return (worst if worst < 0 else s64(first[0])), first[1] & LFA_CALL_AGAIN
 
-    async def activate_fw_image(self, img: Image) -> int:
-        skip = not (img.force_cpu_rendezvous or img.cpu_rendezvous)
-        deadline = trio.current_time() + ACTIVATE_BUDGET
+    async def activate_fw_image(self, img: Image, seq: int) -> int:
+        """ACTIVATE attempts under the writer lock, then the rescan; on failure CANCEL, then the log line."""
+        abi = self.abi
+        budget = abi.activate_budget
+        deadline = trio.current_time() + budget if budget is not None else math.inf
         while True:
-            retry = False
             async with self._write_lock():
-                status, call_again = await self._activate_on_cpus(img, skip)
-                if status == 0 and not call_again:
-                    await self.update_fw_images_tree()  # v3: the rescan is under the writer lock
-                    return 0
-                if (status == 0 and call_again) or (status == LfaStatus.BUSY and self.abi.activate_busy_retry):
-                    retry = True
-            if not retry:
-                self.klog.err(f"LFA_ACTIVATE for image {self._label(img)} failed: {lfa_error_string(status)}")
-                return status
-            if self.abi.budgets and trio.current_time() >= deadline:
-                self.klog.err(f"LFA_ACTIVATE for image {self._label(img)} failed: {lfa_error_string(-32)}")
-                return -32  # LFA_TIMED_OUT
-            await trio.sleep(RETRY_DELAY)
+                if abi.pins_seq_id and img.seq_id != seq:  # NVIDIA: the image was rescanned under us
+                    ret = -errno.ENOENT
+                else:
+                    ret = None
+                    seq = seq if abi.pins_seq_id else img.seq_id  # upstream reads fw_seq_id at each attempt
+                    skip = not (img.force_cpu_rendezvous or img.cpu_rendezvous)
+                    status, call_again = await self._activate_on_cpus(img, seq, skip)
+                    if status == 0 and not call_again:
+                        await self.update_fw_images_tree()  # v3: the rescan is under the writer lock
+                        return 0
+            if ret is not None:
+                return await self._cancel_after_prime(img, seq, ret)
+            retry = (status == 0 and call_again) or (status == LfaStatus.BUSY and abi.activate_busy_retry)
+            if retry and trio.current_time() < deadline:
+                await trio.sleep(RETRY_DELAY)
+                continue
+            ret = LFA_TIMED_OUT if retry else status
+            if abi.activate_failure_is_cancel_result:
+                # v1 logs from inside the stop_machine callback, then returns lfa_cancel()'s result.
+                self.klog.err(f"LFA_ACTIVATE for image {self._log_name(img)} failed: {lfa_error_string(ret)}")
+                return await self.lfa_cancel(img, seq)
+            # v2+: lfa_cancel() runs first, so its line precedes the failure line
+            # (v3 3/8, 20260706134455.132091-4-, activate_fw_image(); NV-Kernels @08ba8802aa8e).
+            await self.lfa_cancel(img, seq)
+            self.klog.err(f"LFA_ACTIVATE for image {self._log_name(img)} failed: {lfa_error_string(ret)}")
+            return ret
 
-    async def activate(self, img: Image) -> int:
-        """activate_store: 0 on success, else the errno the write fails with."""
-        if img.may_reset_cpu:
-            self.klog.err("CPU reset not supported by kernel driver")
+    async def _prime_and_activate(self, img: Image) -> int:
+        ret, seq = await self.prime_fw_image(img)
+        if ret == 0:
+            ret = await self.activate_fw_image(img, seq)
+        return ret
+
+    async def activate_store(self, img: Image) -> int:
+        """A write to `activate`: 0 on success, else the errno the write fails with."""
+        if self.abi.activation_mutex:
+            try:
+                self.activation_lock.acquire_nowait()  # mutex_trylock(&lfa_activation_lock)
+            except trio.WouldBlock:
+                return errno.EBUSY
+        try:
+            ret = await self._prime_and_activate(img)
+        finally:
+            if self.abi.activation_mutex:
+                self.activation_lock.release()
+        if ret:
             return errno.ECANCELED
-        if await self.prime(img) != 0:
-            return errno.ECANCELED  # no CANCEL after a PRIME error
-        status = await self.activate_fw_image(img)
-        if status != 0:
-            cancel = await self.lfa_cancel(img)
-            if self.abi.activate_failure_is_cancel_result:
-                return 0 if cancel == 0 else errno.ECANCELED  # v1 reports success when the cancel succeeds
-            return errno.ECANCELED
-        self.klog.info(f"{self._label(img)}: successfully activated")
+        self.klog.info(self.abi.activated_log.format(name=self._log_name(img)))
         return 0
 
-    async def notify(self) -> None:
-        """A platform notification (ACPI ARML0003 Notify or the arm,lfa interrupt)."""
-        if "auto_activate" not in self.abi.files:
-            return  # v1 has no notification support
-        while True:
-            img = await self._next_auto_image()
-            if img is None:
-                return
-            err = await self.activate(img)
-            if err:
-                self.klog.warn(f"notified image activation failed: {-err}")
-                return
-            self.klog.info(f"{self._label(img)}: automatic activation succeeded")
+    async def notify(self) -> bool:
+        """The registered notification handler (lfa_acpi_notify_handler() or the IRQ thread).
 
-    async def _next_auto_image(self) -> Image | None:
-        for img in list(self.images.values()):
-            if img.seq_id == STALE or not img.capable or not img.auto_activate:
-                continue
+        Activates, one at a time, each image that is capable, pending and
+        auto_activate, and stops at the first failure, which it logs with the
+        raw return value. False if probe registered no handler: a platform
+        without a notification source cannot run it.
+        """
+        if not self.handler_registered:
+            return False
+        while (ret := await self.activate_pending_image()) == 0:
+            pass
+        if ret != -errno.ENOENT:
+            self.klog.warn(f"notified image activation failed: {ret}")
+        return True
+
+    async def activate_pending_image(self) -> int:
+        """One pass: activate the first live image that is capable, pending and auto_activate.
+
+        The walk, in creation order, queries each image's pending state before
+        it tests auto_activate, so a notification refreshes the cached flags
+        even when nothing is activated (v3 4/8, -5-, activate_pending_image();
+        5/8, -6-, adds the auto_activate test; NV-Kernels @08ba8802aa8e).
+        -ENOENT when no image qualifies.
+        """
+        async with self.activation_lock if self.abi.activation_mutex else _null():
+            found = None
             async with self._read_lock():
-                inv = await self._smc(Fid.LFA_GET_INVENTORY, img.seq_id & 0xFFFF_FFFF)
-            if s64(inv[0]) == 0:
-                img.flags = (img.flags & ~2) | (inv[3] & 2)
-            if img.pending:
-                return img
-        return None
+                for img in list(self.images.values()):
+                    if img.seq_id == STALE:
+                        continue
+                    inv = await self._smc(Fid.LFA_GET_INVENTORY, u64(img.seq_id))
+                    if s64(inv[0]) == 0:
+                        img.set_pending(inv[3])
+                    if img.capable and img.pending and img.auto_activate:
+                        found = img
+                        break
+            if found is None:
+                return -errno.ENOENT
+            ret = await self._prime_and_activate(found)
+            if ret == 0:
+                self.klog.info(f"{self._log_name(found)}: automatic activation succeeded")
+            return ret
 
 
 class _null:

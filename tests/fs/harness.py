@@ -2,11 +2,14 @@
 
 The Trio loop (platform + driver) runs in its own thread; the FUSE loop in a
 worker thread of it. Tests use the mount with ordinary file calls and
-subprocesses, and reach the platform through ``call``.
+subprocesses, and reach the platform through ``call``. The mount is wired
+from layers 2-4 only (platform, driver, filesystem), as the service wires it,
+so these tests stay below the service layer.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import threading
@@ -14,6 +17,12 @@ import time
 
 import trio
 
+from lfafs.driver import LfaDriver
+from lfafs.driver.lfa import platform_conduit
+from lfafs.fs import SysfsOps, serve
+from lfafs.platform import Platform
+
+PROFILE = "fvp-den0147"  # staged images, versions in x4/x5, the DT interrupt
 
 
 class MountError(RuntimeError):
@@ -21,14 +30,16 @@ class MountError(RuntimeError):
 
 
 def fuse_unavailable() -> str | None:
-    """Why mounting cannot work here, or None (the same test as the pytest plugin's)."""
-    from lfafs.testing import unavailable
-
-    return unavailable()
+    """Why mounting cannot work here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    if os.geteuid() != 0:
+        return "the files are root's: run the tests as root"
+    return None
 
 
 class Mounted:
-    def __init__(self, mountpoint, *, profile: str = "fvp", abi: str = "v3", passthrough: str | None = None,
+    def __init__(self, mountpoint, *, profile: str = PROFILE, abi: str = "v3", passthrough: str | None = None,
                  cpus: int | None = None) -> None:
         self.mnt = str(mountpoint)
         os.makedirs(self.mnt, exist_ok=True)
@@ -50,14 +61,26 @@ class Mounted:
             self._ready.set()
 
     async def _main(self) -> None:
-        from lfafs.daemon import run_mount
+        p = Platform.from_profile(self._profile, cpus=self._cpus)
+        conduit = platform_conduit(p.smc, lambda: [c for c in range(p.ncpus) if p.cpu_on[c]])
+        async with trio.open_nursery() as nursery:
+            self.platform = p
+            self.driver = LfaDriver(conduit, abi=self._abi, notification=p.profile.notification)
+            await self.driver.probe(nursery)
+            self.token = trio.lowlevel.current_trio_token()
+            ops = SysfsOps(self.driver, self.token, passthrough=self._passthrough)
 
-        def ready(mount) -> None:
-            self.platform, self.driver, self.token = mount.platform, mount.driver, mount.token
+            async def fuse_loop() -> None:
+                try:
+                    await trio.to_thread.run_sync(functools.partial(serve, ops, self.mnt), abandon_on_cancel=True)
+                finally:
+                    nursery.cancel_scope.cancel()  # the mount went away: so does the platform
+
+            nursery.start_soon(fuse_loop)
+            with trio.fail_after(30):
+                while not await trio.to_thread.run_sync(os.path.ismount, self.mnt):
+                    await trio.sleep(0.01)
             self._ready.set()
-
-        await run_mount(self.mnt, profile=self._profile, abi=self._abi, cpus=self._cpus,
-                        passthrough=self._passthrough, ready=ready)
 
     def call(self, fn, *args):
         """Run fn(*args) in the Trio thread that owns the platform."""
@@ -66,6 +89,9 @@ class Mounted:
     def acall(self, afn, *args):
         return trio.from_thread.run(afn, *args, trio_token=self.token)
 
+    def smcs(self, name: str) -> list:
+        return self.call(lambda: [r for r in self.platform.trace.records() if r.name == name])
+
     def path(self, guid: str, attr: str | None = None) -> str:
         return os.path.join(self.lfa, guid, attr) if attr else os.path.join(self.lfa, guid)
 
@@ -73,10 +99,10 @@ class Mounted:
         with open(self.path(guid, attr)) as f:
             return f.read()
 
-    def write(self, guid: str, attr: str, data: str = "1\n") -> int:
+    def write(self, guid: str, attr: str, data: str | bytes = "1\n") -> int:
         fd = os.open(self.path(guid, attr), os.O_WRONLY)
         try:
-            return os.write(fd, data.encode())
+            return os.write(fd, data.encode() if isinstance(data, str) else data)
         finally:
             os.close(fd)
 

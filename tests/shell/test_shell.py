@@ -79,3 +79,31 @@ done
     r = sh(mount, script)
     assert "activated TF-RMM 1.0" in r.stdout, (r.stdout, r.stderr)
     assert "activated f07b2a96-1d47-4d17-9ec8-86a64e253e5c 2.0" in r.stdout
+
+
+def test_ls_U_and_find_list_in_kernfs_hash_order(mount):
+    # fs/kernfs/dir.c, kernfs_fop_readdir(): entries in sibling-rbtree (kernfs_name_hash) order,
+    # the order `find /sys | grep lfa` printed on Vera (NV-Kernels pull requests 312 and 314).
+    r = sh(mount, f"ls -U {RMM}")
+    assert r.stdout.split() == ["may_reset_cpu", "pending_version", "cpu_rendezvous", "auto_activate", "cancel",
+                                "force_cpu_rendezvous", "activate", "activation_capable", "activation_pending",
+                                "current_version", "name"]
+    r = sh(mount, "find . | head -n 4")
+    assert r.stdout.split() == [".", f"./{RMM}", f"./{RMM}/may_reset_cpu", f"./{RMM}/pending_version"]
+
+
+def test_cat_of_a_long_file_into_an_attribute_succeeds(mount):
+    # fs/kernfs/file.c, kernfs_fop_write_iter(): each write is cut to a page, never E2BIG.
+    r = sh(mount, f"head -c 6000 /dev/zero | tr '\\0' y > {RMM}/auto_activate; echo status=$?; "
+                  f"cat {RMM}/auto_activate")
+    assert r.stdout.split() == ["status=0", "1"], r.stderr
+
+
+def test_touch_rm_mkdir_answer_as_on_sys(mount):
+    # kernfs_iop_setattr() takes root's times; lookup_open() has no ->create (EACCES);
+    # vfs_unlink() and kernfs_iop_mkdir() refuse with EPERM.
+    r = sh(mount, f"touch {RMM}/name; echo touch=$?; touch {RMM}/new; echo create=$?; "
+                  f"rm -f {RMM}/name; echo rm=$?; mkdir {RMM}/d; echo mkdir=$?")
+    assert r.stdout.split() == ["touch=0", "create=1", "rm=1", "mkdir=1"]
+    assert "touch: cannot touch" in r.stderr and "Permission denied" in r.stderr
+    assert r.stderr.count("Operation not permitted") == 2
