@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Bitmap VA allocator with a summary tree; see va_bitmap.h for the layout.
+ *
+ * Kept together as one file although it is long: the words, the summary
+ * tree, the full bits and the pending leaf are one data structure, and every
+ * update must leave all four consistent; split, each part's invariants
+ * would have to be restated in the others.
  */
 #include "va_bitmap.h"
 
@@ -64,17 +69,16 @@ static inline struct va_summary word_summary(uint64_t w)
 	return s;
 }
 
+/* Depth of tree node i (the root, node 1, is at depth 0). */
+static inline unsigned int node_depth(uint64_t i)
+{
+	return 63U - (unsigned int)__builtin_clzll(i);
+}
+
 /* Pages covered by each child of node i (i >= 1, i < leaves). */
 static inline uint32_t child_pages(const struct va_bitmap *bm, uint64_t i)
 {
-	unsigned int depth = 63U - (unsigned int)__builtin_clzll(i);
-
-	return (uint32_t)((bm->leaves >> (depth + 1U)) * WORD_BITS);
-}
-
-static inline struct va_summary node_summary(const struct va_bitmap *bm, uint64_t i)
-{
-	return bm->nodes[i];
+	return (uint32_t)((bm->leaves >> (node_depth(i) + 1U)) * WORD_BITS);
 }
 
 static inline struct va_summary combine(struct va_summary l, struct va_summary r,
@@ -88,12 +92,87 @@ static inline struct va_summary combine(struct va_summary l, struct va_summary r
 	return s;
 }
 
-static void flush(struct va_bitmap *bm);
-
 static inline void recompute(struct va_bitmap *bm, uint64_t i)
 {
-	bm->nodes[i] = combine(node_summary(bm, 2U * i), node_summary(bm, (2U * i) + 1U),
-			       child_pages(bm, i));
+	bm->nodes[i] = combine(bm->nodes[2U * i], bm->nodes[(2U * i) + 1U], child_pages(bm, i));
+}
+
+static inline bool same_summary(struct va_summary a, struct va_summary b)
+{
+	return (a.pre == b.pre) && (a.suf == b.suf) && (a.max == b.max);
+}
+
+/* Nodes on a leaf-to-root path: leaves <= VA_BITMAP_MAX_PAGES / 64 = 2^21. */
+#define PATH_MAX_NODES	22U
+_Static_assert((VA_BITMAP_MAX_PAGES / WORD_BITS) == (1ULL << (PATH_MAX_NODES - 1U)),
+	       "PATH_MAX_NODES must cover the deepest leaf");
+
+/*
+ * What bringing the tree up to date with the pending leaf would write:
+ * node (leaf >> k) becomes s[k] for k < nodes.  The pending leaf's summary
+ * is always rewritten; above it, the first ancestor that comes out
+ * unchanged ends the path, since nothing above it can change either.
+ */
+struct pending_path {
+	uint64_t leaf;		/* tree index of the pending leaf */
+	unsigned int nodes;	/* 0: no pending leaf, the stored tree is exact */
+	struct va_summary s[PATH_MAX_NODES];
+};
+
+/* Compute the pending path, carrying the summary up and reading only siblings. */
+static void pending_path(const struct va_bitmap *bm, struct pending_path *pp)
+{
+	const uint64_t p = bm->hdr->pending;
+	uint32_t half = WORD_BITS;
+	struct va_summary s;
+	uint64_t i;
+
+	pp->nodes = 0U;
+	/* The index lives in emulated memory: trust it only inside the tree. */
+	if ((p == 0U) || (p > bm->leaves)) {
+		pp->leaf = 0U;
+		return;
+	}
+	i = bm->leaves + p - 1U;
+	pp->leaf = i;
+	s = word_summary(bm->words[p - 1U]);
+	pp->s[pp->nodes++] = s;
+	while (i > 1U) {
+		const struct va_summary sib = bm->nodes[i ^ 1U];
+
+		s = ((i & 1U) != 0U) ? combine(sib, s, half) : combine(s, sib, half);
+		i >>= 1U;
+		half <<= 1U;
+		if (same_summary(bm->nodes[i], s)) {
+			return;
+		}
+		pp->s[pp->nodes++] = s;
+	}
+}
+
+/* Node i as it is once the pending leaf is folded in; reads only. */
+static inline struct va_summary node_at(const struct va_bitmap *bm,
+					const struct pending_path *pp, uint64_t i)
+{
+	if (pp->nodes != 0U) {
+		unsigned int up = node_depth(pp->leaf) - node_depth(i);
+
+		if ((up < pp->nodes) && ((pp->leaf >> up) == i)) {
+			return pp->s[up];
+		}
+	}
+	return bm->nodes[i];
+}
+
+void va_bitmap_flush(struct va_bitmap *bm)
+{
+	struct pending_path pp;
+
+	pending_path(bm, &pp);
+	bm->hdr->pending = 0U;
+	for (unsigned int k = 0U; k < pp.nodes; k++) {
+		bm->nodes[pp.leaf >> k] = pp.s[k];
+	}
 }
 
 uint64_t va_bitmap_leaves(uint64_t pages)
@@ -250,28 +329,34 @@ static int lowest_run(uint64_t x, uint64_t n)
 	return (m == 0ULL) ? -1 : __builtin_ctzll(m);
 }
 
-int64_t va_bitmap_find(struct va_bitmap *bm, uint64_t n)
+/*
+ * One descent from the root to the lowest free run of n pages (2 <= n).
+ * With @overlay the pending path's summaries replace the stored ones; the
+ * two callers pass a constant, so the compiler keeps the plain descent as
+ * tight as it was before there was an overlay.
+ */
+static inline int64_t descend(const struct va_bitmap *bm, const struct pending_path *pp,
+			      uint64_t n, bool overlay)
 {
 	uint64_t i = 1U;
 	uint64_t first = 0U;	/* first page of node i */
 	uint64_t half = bm->leaves * (WORD_BITS / 2U);	/* pages under each child of i */
+	unsigned int up = node_depth(bm->leaves) - 1U;	/* levels from i's children to the leaves */
 
-	if (n == 1U) {
-		return find_one(bm);
-	}
-	flush(bm);
-	if ((n == 0U) || (node_summary(bm, 1U).max < n)) {
+	if ((overlay ? node_at(bm, pp, 1U) : bm->nodes[1]).max < n) {
 		return -1;
 	}
 	/* Invariant: node i holds a free run of at least n pages. */
-	while (i < bm->leaves) {
-		struct va_summary l = node_summary(bm, 2U * i);
+	for (; i < bm->leaves; up--) {
+		/* The child of i whose summary is pending, or 0. */
+		const uint64_t pc = (overlay && (up < pp->nodes)) ? (pp->leaf >> up) : 0U;
+		struct va_summary l = ((2U * i) == pc) ? pp->s[up] : bm->nodes[2U * i];
 
 		if (l.max >= n) {
 			i = 2U * i;
 		} else {
 			/* Only now is the right child needed. */
-			struct va_summary r = node_summary(bm, (2U * i) + 1U);
+			struct va_summary r = (((2U * i) + 1U) == pc) ? pp->s[up] : bm->nodes[(2U * i) + 1U];
 
 			if (((uint64_t)l.suf + r.pre) >= n) {
 				return (int64_t)(first + half - l.suf);
@@ -285,6 +370,20 @@ int64_t va_bitmap_find(struct va_bitmap *bm, uint64_t n)
 	return (int64_t)(first + (uint64_t)lowest_run(~bm->words[i - bm->leaves], n));
 }
 
+int64_t va_bitmap_find(const struct va_bitmap *bm, uint64_t n)
+{
+	struct pending_path pp;
+
+	if (n == 1U) {
+		return find_one(bm);
+	}
+	if (n == 0U) {
+		return -1;
+	}
+	pending_path(bm, &pp);
+	return (pp.nodes == 0U) ? descend(bm, &pp, n, false) : descend(bm, &pp, n, true);
+}
+
 static inline uint64_t range_mask(uint64_t lo, uint64_t hi)
 {
 	/* bits [lo, hi) of a word, 0 <= lo < hi <= 64 */
@@ -295,66 +394,9 @@ static inline uint64_t range_mask(uint64_t lo, uint64_t hi)
 
 /*
  * Recompute the ancestors of leaves [lo, hi] (leaf indices), bottom up.  A
- * single-leaf update stops as soon as a node comes out unchanged: nothing
- * above it can change either.
+ * single-leaf update only marks its leaf pending; a wider one stops as soon
+ * as a node comes out unchanged: nothing above it can change either.
  */
-/* One word changed: carry its summary up in registers, reading only siblings. */
-static void update_one(struct va_bitmap *bm, uint64_t w)
-{
-	struct va_summary *restrict nodes = bm->nodes;
-	struct va_summary s = word_summary(bm->words[w]);
-	uint32_t pre = s.pre;
-	uint32_t suf = s.suf;
-	uint32_t max = s.max;
-	uint32_t half = WORD_BITS;
-	uint64_t i = bm->leaves + w;
-
-	nodes[i] = s;
-	while (i > 1U) {
-		const struct va_summary sib = nodes[i ^ 1U];
-		uint32_t lpre, lsuf, rpre, rsuf, mid;
-		struct va_summary *parent;
-
-		if ((i & 1U) != 0U) {
-			lpre = sib.pre;
-			lsuf = sib.suf;
-			rpre = pre;
-			rsuf = suf;
-		} else {
-			lpre = pre;
-			lsuf = suf;
-			rpre = sib.pre;
-			rsuf = sib.suf;
-		}
-		mid = lsuf + rpre;
-		max = (sib.max > max) ? sib.max : max;
-		max = (mid > max) ? mid : max;
-		pre = (lpre == half) ? (half + rpre) : lpre;
-		suf = (rsuf == half) ? (half + lsuf) : rsuf;
-		i >>= 1U;
-		half <<= 1U;
-		parent = &nodes[i];
-		if ((parent->pre == pre) && (parent->suf == suf) && (parent->max == max)) {
-			return;
-		}
-		parent->pre = pre;
-		parent->suf = suf;
-		parent->max = max;
-	}
-}
-
-/* Bring the tree up to date with the pending leaf, if any. */
-static void flush(struct va_bitmap *bm)
-{
-	uint64_t p = bm->hdr->pending;
-
-	bm->hdr->pending = 0U;
-	/* The index lives in emulated memory: trust it only inside the tree. */
-	if ((p != 0U) && (p <= bm->leaves)) {
-		update_one(bm, p - 1U);
-	}
-}
-
 static void update_ancestors(struct va_bitmap *bm, uint64_t lo, uint64_t hi)
 {
 	uint32_t half = WORD_BITS;
@@ -364,12 +406,12 @@ static void update_ancestors(struct va_bitmap *bm, uint64_t lo, uint64_t hi)
 	}
 	if (lo == hi) {
 		if (bm->hdr->pending != lo + 1U) {
-			flush(bm);
+			va_bitmap_flush(bm);
 			bm->hdr->pending = lo + 1U;
 		}
 		return;
 	}
-	flush(bm);
+	va_bitmap_flush(bm);
 
 	for (uint64_t w = lo; w <= hi; w++) {
 		bm->nodes[bm->leaves + w] = word_summary(bm->words[w]);
@@ -441,10 +483,12 @@ bool va_bitmap_all_used(const struct va_bitmap *bm, uint64_t first, uint64_t n)
 	return true;
 }
 
-uint64_t va_bitmap_longest(struct va_bitmap *bm)
+uint64_t va_bitmap_longest(const struct va_bitmap *bm)
 {
-	flush(bm);
-	return node_summary(bm, 1U).max;
+	struct pending_path pp;
+
+	pending_path(bm, &pp);
+	return node_at(bm, &pp, 1U).max;
 }
 
 uint64_t va_bitmap_free(const struct va_bitmap *bm)
@@ -457,13 +501,16 @@ uint64_t va_bitmap_free(const struct va_bitmap *bm)
 	return free_pages;
 }
 
-int va_bitmap_verify(struct va_bitmap *bm, uint64_t *bad)
+int va_bitmap_verify(const struct va_bitmap *bm, uint64_t *bad)
 {
+	struct pending_path pp;
+
 	if (bm->hdr->pending > bm->leaves) {
 		*bad = 0U;
 		return -1;
 	}
-	flush(bm);
+	/* The tree as a flush would leave it, without writing it. */
+	pending_path(bm, &pp);
 	/* Padding: every bit at or past `pages` must be set. */
 	for (uint64_t p = bm->pages; p < bm->leaves * WORD_BITS; p++) {
 		if (!va_bitmap_used(bm, p)) {
@@ -480,21 +527,17 @@ int va_bitmap_verify(struct va_bitmap *bm, uint64_t *bad)
 		}
 	}
 	for (uint64_t w = 0U; w < bm->leaves; w++) {
-		struct va_summary want = word_summary(bm->words[w]);
-		struct va_summary have = bm->nodes[bm->leaves + w];
-
-		if ((want.pre != have.pre) || (want.suf != have.suf) || (want.max != have.max)) {
+		if (!same_summary(word_summary(bm->words[w]), node_at(bm, &pp, bm->leaves + w))) {
 			*bad = bm->leaves + w;
 			return -1;
 		}
 	}
 	for (uint64_t i = bm->leaves - 1U; i >= 1U; i--) {
-		struct va_summary want = combine(node_summary(bm, 2U * i),
-						 node_summary(bm, (2U * i) + 1U),
+		struct va_summary want = combine(node_at(bm, &pp, 2U * i),
+						 node_at(bm, &pp, (2U * i) + 1U),
 						 child_pages(bm, i));
-		struct va_summary have = bm->nodes[i];
 
-		if ((want.pre != have.pre) || (want.suf != have.suf) || (want.max != have.max)) {
+		if (!same_summary(want, node_at(bm, &pp, i))) {
 			*bad = i;
 			return -1;
 		}

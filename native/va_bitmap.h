@@ -25,10 +25,13 @@
  *
  * One leaf may be "pending": its word changed but its ancestors in the tree
  * were not yet recomputed.  A single-word update to the pending word costs
- * nothing more; an update elsewhere, a multi-page search, or a check first
- * brings the tree up to date (one O(log pages) pass).  So a run of one-page
- * maps that fill a word pays for the tree once per word, and every search
- * still sees an exact tree.
+ * nothing more; an update elsewhere first writes the tree up to date (one
+ * O(log pages) pass, va_bitmap_flush).  A multi-page search, the longest
+ * run and the check fold the pending leaf in as they read (the same pass,
+ * kept on the stack) and write nothing, so a call that fails after a search
+ * leaves every byte as it was.  A run of one-page maps that fill a word
+ * pays for the tree once per word, and every search still sees an exact
+ * tree.
  *
  * Bits past the last real page are kept at 1, so padding never looks free.
  *
@@ -86,9 +89,12 @@ void va_bitmap_rebuild(struct va_bitmap *bm);
 
 /*
  * Lowest page index that starts a free run of @n pages, or -1 if there is
- * none.  n must be >= 1.
+ * none (also for n = 0).  Writes nothing.
  */
-int64_t va_bitmap_find(struct va_bitmap *bm, uint64_t n);
+int64_t va_bitmap_find(const struct va_bitmap *bm, uint64_t n);
+
+/* Bring the tree up to date with the pending leaf, if any; the bits do not change. */
+void va_bitmap_flush(struct va_bitmap *bm);
 
 /* Set (used = true) or clear the bits of [first, first + n) and update the tree. */
 void va_bitmap_assign(struct va_bitmap *bm, uint64_t first, uint64_t n, bool used);
@@ -99,16 +105,16 @@ bool va_bitmap_used(const struct va_bitmap *bm, uint64_t page);
 /* True when every page of [first, first + n) is used. */
 bool va_bitmap_all_used(const struct va_bitmap *bm, uint64_t first, uint64_t n);
 
-/* Longest free run, in pages. */
-uint64_t va_bitmap_longest(struct va_bitmap *bm);
+/* Longest free run, in pages.  Writes nothing. */
+uint64_t va_bitmap_longest(const struct va_bitmap *bm);
 
 /* Number of free pages (a full count, for reports and checks). */
 uint64_t va_bitmap_free(const struct va_bitmap *bm);
 
 /*
  * Verify the tree against the words and the padding.  Returns 0, or -1 and
- * stores the first bad node index (0 for padding) in *bad.
+ * stores the first bad node index (0 for padding) in *bad.  Writes nothing.
  */
-int va_bitmap_verify(struct va_bitmap *bm, uint64_t *bad);
+int va_bitmap_verify(const struct va_bitmap *bm, uint64_t *bad);
 
 #endif /* LFAFS_VA_BITMAP_H */

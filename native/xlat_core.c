@@ -1,51 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Context configuration and table build (TF-RMM lib/xlat/src/xlat_contexts.c
- * and xlat_tables_core.c), the table estimator, L1 stitching, and the
- * plain-bytes form of a context.
+ * Context configuration, the table estimator and the table build; see
+ * xlat_core.h.  Stitching is in xlat_stitch.c.
  */
+#include <errno.h>
 #include <string.h>
 
-#include "xlat_private.h"
-
-int xlat_env_init(struct xlat_env *env, void *base, uint64_t pa_base, uint64_t size)
-{
-	if ((env == NULL) || (base == NULL) || (((uintptr_t)base & 7U) != 0U) ||
-	    ((pa_base & XLAT_GRANULE_MASK) != 0U) || ((size & XLAT_GRANULE_MASK) != 0U) ||
-	    (size == 0U) || ((pa_base + size) < pa_base)) {
-		return -EINVAL;
-	}
-	memset(env, 0, sizeof(*env));
-	env->mem.base = (uint8_t *)base;
-	env->mem.pa_base = pa_base;
-	env->mem.size = size;
-	return 0;
-}
-
-void xlat_tlbi_clear(struct xlat_env *env)
-{
-	if (env != NULL) {
-		memset(&env->tlbi, 0, sizeof(env->tlbi));
-	}
-}
-
-/* Base level from the VA size (TF-RMM GET_XLAT_TABLE_LEVEL_BASE). */
-int xlat_base_level(uint64_t va_size, bool lpa2)
-{
-	if (lpa2 && (va_size > (1ULL << 48))) {
-		return -1;
-	}
-	if (va_size > (1ULL << 39)) {
-		return 0;
-	}
-	if (va_size > (1ULL << 30)) {
-		return 1;
-	}
-	if (va_size > (1ULL << 21)) {
-		return 2;
-	}
-	return 3;
-}
+#include "va_bitmap.h"
+#include "xlat_alloc.h"
+#include "xlat_core.h"
+#include "xlat_desc.h"
 
 static int min_block_level(bool lpa2)
 {
@@ -54,89 +18,9 @@ static int min_block_level(bool lpa2)
 }
 
 /*
- * xlat_desc() - block or page descriptor for an MT_* attribute word
- * (TF-RMM xlat_tables_core.c::xlat_desc).  A TRANSIENT attribute gives the
- * bare TRANSIENT_DESC.
+ * A region needs tables below a block of @blk bytes (TF-RMM
+ * lib/xlat/src/xlat_tables_utils.c, need_tables_at_lvl()).
  */
-uint64_t xlat_desc(uint64_t attr, uint64_t pa, int level, bool lpa2)
-{
-	uint64_t desc;
-
-	if ((attr & MT_TYPE_MASK) == MT_TRANSIENT) {
-		return TRANSIENT_DESC;
-	}
-	desc = xlat_oa_encode(pa, lpa2);
-	desc |= (level == XLAT_LEVEL_MAX) ? PAGE_DESC : BLOCK_DESC;
-	desc |= DESC_AF;
-	if ((attr & MT_NS) != 0U) {
-		desc |= DESC_NS;
-	}
-	if ((attr & MT_RW) == 0U) {
-		desc |= DESC_AP_RO;
-	}
-	if ((attr & MT_NG) != 0U) {
-		desc |= DESC_NG;
-	}
-	if ((attr & MT_EXEC_UNPRIV) == 0U) {
-		desc |= DESC_UXN;
-	}
-	if ((attr & MT_AP_UNPRIV) != 0U) {
-		desc |= DESC_AP_UNPRIV;
-	}
-	if ((attr & MT_AP_AMEC) != 0U) {
-		desc |= DESC_AMEC;
-	}
-	if ((attr & MT_TYPE_MASK) == MT_DEVICE) {
-		desc |= ATTR_DEVICE_INDEX << DESC_ATTR_INDX_SHIFT;
-		desc |= DESC_PXN;
-	} else {
-		if (((attr & MT_RW) != 0U) || ((attr & MT_EXECUTE_NEVER) != 0U)) {
-			desc |= DESC_PXN;
-		} else {
-			desc |= DESC_GP;	/* BTI guarded code page */
-		}
-		desc |= ATTR_IWBWA_OWBWA_NTR_INDEX << DESC_ATTR_INDX_SHIFT;
-		if (!lpa2) {
-			desc |= DESC_SH_ISH;
-		}
-	}
-	return desc;
-}
-
-/* The MT_* attribute word a descriptor encodes (inverse of xlat_desc). */
-uint64_t xlat_desc_attr(uint64_t desc)
-{
-	uint64_t attr;
-
-	if ((desc & ~VA_ALLOCATED_FLAG) == TRANSIENT_DESC) {
-		return MT_TRANSIENT;
-	}
-	attr = (((desc >> DESC_ATTR_INDX_SHIFT) & 7U) == ATTR_DEVICE_INDEX) ? MT_DEVICE : MT_MEMORY;
-	if ((desc & DESC_AP_RO) == 0U) {
-		attr |= MT_RW;
-	}
-	if ((desc & DESC_PXN) != 0U) {
-		attr |= MT_EXECUTE_NEVER;
-	}
-	if ((desc & DESC_NG) != 0U) {
-		attr |= MT_NG;
-	}
-	if ((desc & DESC_NS) != 0U) {
-		attr |= MT_NS;
-	}
-	if ((desc & DESC_AP_UNPRIV) != 0U) {
-		attr |= MT_AP_UNPRIV;
-	}
-	if ((desc & DESC_UXN) == 0U) {
-		attr |= MT_EXEC_UNPRIV;
-	}
-	if ((desc & DESC_AMEC) != 0U) {
-		attr |= MT_AP_AMEC;
-	}
-	return attr;
-}
-
-/* TF-RMM need_tables_at_lvl(): a region needs tables below a block of @blk bytes. */
 static bool need_tables_at_lvl(const struct xlat_region *r, uint64_t blk)
 {
 	return (r->granularity < blk) || ((r->base_va & (blk - 1U)) != 0U) ||
@@ -146,7 +30,8 @@ static bool need_tables_at_lvl(const struct xlat_region *r, uint64_t blk)
 
 /*
  * xlat_estimate_num_l3_l2_tables() - L3 plus L2 tables needed for sorted,
- * page-aligned, non-overlapping regions (TF-RMM 89cbd183).  L0 and L1
+ * page-aligned, non-overlapping regions (TF-RMM lib/xlat/src/xlat_tables_utils.c,
+ * xlat_estimate_num_l3_l2_tables(), 89cbd183).  L0 and L1
  * tables are not counted; a neighbour that shares a table counts it once.
  */
 unsigned long xlat_estimate_num_l3_l2_tables(const struct xlat_region *regions, unsigned int n)
@@ -183,7 +68,8 @@ static bool granularity_valid(uint64_t g)
 }
 
 /*
- * Region checks in TF-RMM's order (xlat_contexts.c::validate_mmap_regions),
+ * Region checks in TF-RMM's order (lib/xlat/src/xlat_contexts.c,
+ * validate_mmap_regions()),
  * plus an attribute check of our own.  Rebases VAs in @mm relative to
  * @base_va, as TF-RMM does in place.
  */
@@ -208,7 +94,7 @@ static int validate_regions(struct xlat_region *mm, unsigned int n, uint64_t bas
 		if (((r->base_pa | r->base_va | r->size) & XLAT_GRANULE_MASK) != 0U) {
 			return -EFAULT;
 		}
-		if (!granularity_valid(r->granularity) || !attr_valid(r->attr)) {
+		if (!granularity_valid(r->granularity) || !xlat_attr_valid(r->attr)) {
 			return -EINVAL;
 		}
 		if (((r->base_pa + r->size - 1U) < r->base_pa) || ((r->base_va + r->size) < r->base_va)) {
@@ -294,7 +180,7 @@ int xlat_ctx_cfg_init(struct xlat_ctx *ctx, const struct xlat_region *regions, u
 		const struct xlat_region *r = &c.regions[i];
 
 		if ((r->attr & MT_TYPE_MASK) != MT_TRANSIENT) {
-			/* max_mapped_pa ignores TRANSIENT regions (TF-RMM 5f240387). */
+			/* max_mapped_pa ignores TRANSIENT regions (TF-RMM add_mmap_to_ctx_cfg(), 5f240387). */
 			if ((r->base_pa + r->size - 1U) > c.max_mapped_pa) {
 				c.max_mapped_pa = r->base_pa + r->size - 1U;
 			}
@@ -342,7 +228,8 @@ static uint64_t *build_table(struct build *b, uint64_t table_pa)
 /*
  * Map one region into a table at @level, recursing into (and creating)
  * finer tables where the region does not cover an entry with a block it is
- * allowed to use (TF-RMM xlat_tables_map_region and _action).
+ * allowed to use (TF-RMM lib/xlat/src/xlat_tables_core.c,
+ * xlat_tables_map_region() and xlat_tables_map_region_action()).
  */
 static void map_region(struct build *b, const struct xlat_region *mm, uint64_t table_base_va,
 		       uint64_t table_pa, uint32_t entries, int level)
@@ -389,9 +276,7 @@ static void map_region(struct build *b, const struct xlat_region *mm, uint64_t t
 			b->next_table++;
 			b->last_table_va[level + 1] = va;
 			if (table != NULL) {
-				/* A table made for a TRANSIENT region carries bit 55 (TF-RMM 56648a8e). */
-				table[idx] = TABLE_DESC | xlat_oa_encode(sub_pa, lpa2) |
-					     (transient ? TRANSIENT_DESC : 0U);
+				table[idx] = xlat_table_desc(sub_pa, transient, lpa2);
 			}
 			map_region(b, mm, va, sub_pa, XLAT_TABLE_ENTRIES, level + 1);
 		} else if (recurse) {
@@ -485,7 +370,7 @@ static int ctx_init_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t 
 	if (remapped) {
 		c.flags |= XLAT_F_REMAPPED;
 		c.tbls_va = tbls_va;
-		/* TF-RMM 46ab4adb: tbls_va_to_pa_diff = tbls_array_va - base_table_pa */
+		/* As TF-RMM lib/xlat/src/xlat_contexts.c, xlat_ctx_init_remapped_tbls(). */
 		c.tbls_va_to_pa_diff = (int64_t)(tbls_va - tables_pa);
 	}
 
@@ -518,157 +403,4 @@ int xlat_ctx_init_remapped(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t 
 			   uint64_t ntables, uint64_t tbls_va, uint64_t alloc_pa)
 {
 	return ctx_init_common(env, ctx, tables_pa, ntables, tbls_va, true, alloc_pa);
-}
-
-uint64_t xlat_ctx_bytes(void)
-{
-	return sizeof(struct xlat_ctx);
-}
-
-/*
- * xlat_ctx_validate() - every field of a built context is in range, so that
- * a context read back from emulated memory can be trusted as far as its
- * geometry goes.  Table contents are still checked at every step.
- */
-int xlat_ctx_validate(const struct xlat_env *env, const struct xlat_ctx *c)
-{
-	bool lpa2;
-
-	if (!ctx_ready(c) || ((c->flags & ~(XLAT_F_LPA2 | XLAT_F_CFG | XLAT_F_TBLS | XLAT_F_REMAPPED)) != 0U)) {
-		return -EINVAL;
-	}
-	lpa2 = ctx_lpa2(c);
-	if (((c->va_size & (c->va_size - 1U)) != 0U) || (c->va_size < XLAT_MIN_VA_SIZE) ||
-	    (c->va_size > (lpa2 ? XLAT_MAX_VA_SIZE_LPA2 : XLAT_MAX_VA_SIZE)) ||
-	    (c->base_level != xlat_base_level(c->va_size, lpa2)) ||
-	    ((c->base_va & XLAT_BLOCK_MASK(c->base_level)) != 0U) ||
-	    (c->nregions == 0U) || (c->nregions > XLAT_MAX_REGIONS)) {
-		return -EINVAL;
-	}
-	if ((c->tables_num == 0U) || (c->tables_num > (env->mem.size / XLAT_TABLE_BYTES)) ||
-	    ((c->tables_pa & XLAT_GRANULE_MASK) != 0U) || (c->next_table > c->tables_num) ||
-	    (pmem_ptr(&env->mem, c->tables_pa, c->tables_num * XLAT_TABLE_BYTES) == NULL)) {
-		return -EINVAL;
-	}
-	if (((c->flags & XLAT_F_REMAPPED) != 0U) &&
-	    ((c->tbls_va_to_pa_diff != (int64_t)(c->tbls_va - c->tables_pa)) ||
-	     !xlat_va_in_ctx(c, c->tbls_va, c->tables_num * XLAT_TABLE_BYTES))) {
-		return -EINVAL;
-	}
-	if (c->alloc_pages != 0U) {
-		if ((c->alloc_pages > VA_BITMAP_MAX_PAGES) || ((c->alloc_pages % XLAT_PAGES_PER_L3) != 0U) ||
-		    (c->alloc_bytes != va_bitmap_bytes(c->alloc_pages)) ||
-		    ((c->alloc_va & (XLAT_L3_SPAN - 1U)) != 0U) ||
-		    !xlat_va_in_ctx(c, c->alloc_va, c->alloc_pages << XLAT_GRANULE_SHIFT) ||
-		    ((c->alloc_pa & XLAT_GRANULE_MASK) != 0U) ||
-		    (pmem_ptr(&env->mem, c->alloc_pa, c->alloc_bytes) == NULL)) {
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-int xlat_ctx_save(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t pa)
-{
-	void *dst;
-
-	if ((env == NULL) || (ctx == NULL) || ((pa & 7U) != 0U)) {
-		return -EINVAL;
-	}
-	if (xlat_ctx_validate(env, ctx) != 0) {
-		return -EINVAL;
-	}
-	dst = pmem_ptr(&env->mem, pa, sizeof(*ctx));
-	if (dst == NULL) {
-		return -EFAULT;
-	}
-	memcpy(dst, ctx, sizeof(*ctx));
-	return 0;
-}
-
-int xlat_ctx_load(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t pa)
-{
-	struct xlat_ctx c;
-	const void *src;
-
-	if ((env == NULL) || (ctx == NULL) || ((pa & 7U) != 0U)) {
-		return -EINVAL;
-	}
-	src = pmem_ptr(&env->mem, pa, sizeof(c));
-	if (src == NULL) {
-		return -EFAULT;
-	}
-	memcpy(&c, src, sizeof(c));
-	if (xlat_ctx_validate(env, &c) != 0) {
-		return -EINVAL;
-	}
-	*ctx = c;
-	return 0;
-}
-
-/*
- * xlat_stitch_tables_l1() - copy the child's L1 entries for
- * [va_start, va_start + va_size) into the parent's L1 table (TF-RMM
- * a36c81a3, 72b12ba4).  TF-RMM asserts its preconditions; here they are
- * errors: MMU on -> -EACCES; range not 1 GB multiples, crossing an L0 entry
- * or outside the child -> -EINVAL; a parent entry that is not exactly
- * TRANSIENT_DESC -> -EPERM.  TF-RMM's quirk is kept: when the parent's walk
- * ends at a level other than 1 the call returns 0 and stitches nothing
- * (*stitched = 0).
- */
-int xlat_stitch_tables_l1(struct xlat_env *env, struct xlat_ctx *parent,
-			  const struct xlat_ctx *child, uint64_t va_start, uint64_t va_size,
-			  uint32_t *stitched)
-{
-	const uint64_t gb = XLAT_BLOCK_SIZE(1);
-	const uint64_t l0 = XLAT_BLOCK_SIZE(0);
-	struct walk pw;
-	struct walk cw;
-	uint64_t *pl1;
-	uint64_t *cl1;
-	uint32_t first;
-	uint32_t count;
-	int ret;
-
-	if ((env == NULL) || !ctx_ready(parent) || !ctx_ready(child) || (stitched == NULL)) {
-		return -EINVAL;
-	}
-	if (env->mmu_on != 0U) {
-		return -EACCES;
-	}
-	if ((va_size == 0U) || ((va_start & (gb - 1U)) != 0U) || ((va_size & (gb - 1U)) != 0U) ||
-	    ((va_start + va_size) < va_start) ||
-	    ((va_start / l0) != ((va_start + va_size - 1U) / l0)) ||
-	    (child->base_level != 1) || !xlat_va_in_ctx(child, va_start, va_size)) {
-		return -EINVAL;
-	}
-	*stitched = 0U;
-	ret = xlat_walk_to(env, parent, va_start, &pw);
-	if (ret != 0) {
-		return ret;
-	}
-	if (pw.level != 1) {
-		return 0;
-	}
-	ret = xlat_walk_to(env, child, va_start, &cw);
-	if (ret != 0) {
-		return ret;
-	}
-	pl1 = pw.table[1 + 1];
-	cl1 = cw.table[1 + 1];
-	first = pw.idx[1 + 1];
-	count = (uint32_t)(va_size / gb);
-	if ((first + count) > pw.entries || (cw.idx[1 + 1] + count) > cw.entries) {
-		return -EINVAL;
-	}
-	for (uint32_t i = 0U; i < count; i++) {
-		if (pl1[first + i] != TRANSIENT_DESC) {
-			return -EPERM;
-		}
-	}
-	for (uint32_t i = 0U; i < count; i++) {
-		pl1[first + i] = cl1[cw.idx[1 + 1] + i];
-	}
-	*stitched = count;
-	return 0;
 }

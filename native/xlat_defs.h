@@ -24,6 +24,8 @@
 #define XLAT_ADDR_SHIFT(l)	(XLAT_GRANULE_SHIFT + (9 * (XLAT_LEVEL_MAX - (l))))
 #define XLAT_BLOCK_SIZE(l)	(1ULL << XLAT_ADDR_SHIFT(l))
 #define XLAT_BLOCK_MASK(l)	(XLAT_BLOCK_SIZE(l) - 1ULL)
+/* Per-level arrays cover levels -1..3, indexed by level + 1. */
+#define XLAT_LEVEL_SLOTS	(XLAT_LEVEL_MAX - XLAT_LEVEL_MIN + 1)
 
 /* An L3 table maps 2 MB; the VA allocator's bitmap is built in such chunks. */
 #define XLAT_L3_SPAN		XLAT_BLOCK_SIZE(2)
@@ -99,5 +101,16 @@
 #define MT_RO_DATA		(MT_MEMORY | MT_RO | MT_EXECUTE_NEVER)
 #define MT_RW_DATA		(MT_MEMORY | MT_RW | MT_EXECUTE_NEVER)
 #define MT_RW_DEV		(MT_DEVICE | MT_RW | MT_EXECUTE_NEVER)
+
+/* Alignment of a power-of-two boundary (TF-RMM lib/common/include/utils_def.h). */
+static inline uint64_t round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1U) & ~(a - 1U);
+}
+
+static inline uint64_t round_down(uint64_t v, uint64_t a)
+{
+	return v & ~(a - 1U);
+}
 
 #endif /* LFAFS_XLAT_DEFS_H */

@@ -1,41 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Software table walkers (TF-RMM lib/xlat/src/xlat_tables_utils.c):
- * last-level-table lookup, descriptor reads, VA -> PA, and the contiguous-PA
- * walk.  Every table address read from a descriptor is checked against the
- * emulated memory before it is followed.
+ * Software table walkers: last-level-table lookup, descriptor reads,
+ * VA -> PA, and the contiguous-PA walk; see xlat_walk.h.
  */
-#include <string.h>
+#include <errno.h>
 
-#include "xlat_private.h"
-
-uint64_t xlat_oa_encode(uint64_t pa, bool lpa2)
-{
-	if (lpa2) {
-		/* FEAT_LPA2: OA[49:12] in place, OA[51:50] in bits [9:8]. */
-		return (pa & DESC_OA_MASK_LPA2) |
-		       (((pa >> DESC_OA_HI_SHIFT_LPA2) & 3U) << DESC_SH_SHIFT);
-	}
-	return pa & DESC_OA_MASK;
-}
-
-uint64_t xlat_desc_oa(uint64_t desc, bool lpa2)
-{
-	if (lpa2) {
-		return (desc & DESC_OA_MASK_LPA2) |
-		       (((desc >> DESC_SH_SHIFT) & 3U) << DESC_OA_HI_SHIFT_LPA2);
-	}
-	return desc & DESC_OA_MASK;
-}
+#include "xlat_desc.h"
+#include "xlat_walk.h"
 
 /*
  * xlat_table_host() - host pointer of a table as the software walker reaches it.
  *
  * With the MMU off a table is read at its PA.  With the MMU on and the table
  * array remapped, TF-RMM adds tbls_va_to_pa_diff to every table PA
- * (remap_table_address in src/aarch64/xlat_cmn_arch.h) and the CPU reaches
- * it through the mapping of the array, which is one contiguous block: a
- * table outside that block would fault, so it is refused here.
+ * (lib/xlat/src/aarch64/xlat_cmn_arch.h, remap_table_address()) and the
+ * CPU reaches it through the mapping of the array, which is one contiguous
+ * block: a table outside that block would fault, so it is refused here.
  */
 uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa)
 {
@@ -56,22 +36,11 @@ uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx
 	return (uint64_t *)pmem_ptr(&env->mem, addr, XLAT_TABLE_BYTES);
 }
 
-bool xlat_va_in_ctx(const struct xlat_ctx *ctx, uint64_t va, uint64_t size)
-{
-	uint64_t off;
-
-	if (va < ctx->base_va) {
-		return false;
-	}
-	off = va - ctx->base_va;
-	return (off < ctx->va_size) && (size <= (ctx->va_size - off));
-}
-
 /*
  * xlat_walk_to() - descend from the base table towards @va.
  *
  * Stops at the first entry that is not a table descriptor, or at level 3
- * (TF-RMM find_xlat_last_table).  Returns -EFAULT for a VA outside the
+ * (TF-RMM find_xlat_last_table()).  Returns -EFAULT for a VA outside the
  * context (including base_va + va_size) or a table address outside memory.
  */
 int xlat_walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, struct walk *w)
@@ -149,7 +118,7 @@ int xlat_get_tte_pa(const struct xlat_llt *llt, uint64_t va, uint64_t *tte_pa)
 	    (llt->level > XLAT_LEVEL_MAX)) {
 		return -EINVAL;
 	}
-	/* TF-RMM xlat_get_tte_ptr returns NULL in both cases. */
+	/* TF-RMM xlat_get_tte_ptr() returns NULL in both cases. */
 	if (va < llt->base_va) {
 		return -EFAULT;
 	}
@@ -246,8 +215,9 @@ int xlat_walk(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, uin
 
 /*
  * xlat_get_contig_pa_level3() - bytes of valid L3 pages from @va that map
- * consecutive PAs, stopping at @top_va (TF-RMM 40ee1754).  The TRANSIENT bit
- * is not required.  *pa_out is written only when the result is non-zero.
+ * consecutive PAs, stopping at @top_va (TF-RMM xlat_get_contig_pa_level3(),
+ * 40ee1754).  The TRANSIENT bit is not required.  *pa_out is written only
+ * when the result is non-zero.
  */
 int xlat_get_contig_pa_level3(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va,
 			      uint64_t top_va, uint64_t *pa_out, uint64_t *bytes)
@@ -271,7 +241,7 @@ int xlat_get_contig_pa_level3(struct xlat_env *env, const struct xlat_ctx *ctx, 
 		if ((xlat_walk_to(env, ctx, cur, &w) != 0) || (w.level != XLAT_LEVEL_MAX)) {
 			break;
 		}
-		/* One walk per L3 table (TF-RMM 1768f066 caches the LLT likewise). */
+		/* One walk per L3 table (TF-RMM xlat_llt_covers_va() caches the LLT likewise, 1768f066). */
 		for (idx = w.idx[XLAT_LEVEL_MAX + 1]; (idx < w.entries) && (cur < top_va); idx++) {
 			uint64_t e = w.table[XLAT_LEVEL_MAX + 1][idx];
 			uint64_t pa = xlat_desc_oa(e, lpa2);

@@ -1,7 +1,9 @@
 """A pure-Python reference model of the L3 runtime API and the VA allocator.
 
-It knows the semantics from the spec (rmm-lfa 1.6, 1.8, 1.9, 2.2) and the
-two deliberate differences (docs/rmm-lfa.md), and nothing of the C core:
+It knows the semantics of TF-RMM's lib/xlat/src/xlat_tables_utils.c
+(xlat_map_l3_region() and its siblings, xlat_apply_va_l3_entry(),
+find_available_va()) and the deliberate differences (docs/rmm-lfa.md, "What
+differs from TF-RMM, and why"), and nothing of the C core:
 entries are a Python list, the allocator a linear first-fit scan, and the
 descriptor encoding its own.  The stateful test drives both and compares.
 """

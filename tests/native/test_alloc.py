@@ -1,4 +1,5 @@
-"""The VA allocator: lowest-address first fit over TRANSIENT pages (spec rmm-lfa 2)."""
+"""The VA allocator: lowest-address first fit over TRANSIENT pages (docs/rmm-lfa.md,
+"The VA allocator"; TF-RMM lib/xlat/src/xlat_tables_utils.c, find_available_va())."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ PA = 0x8000_0000
 
 
 def test_first_maps_go_to_0_4k_8k(layout, mmu_on):
-    # checklist 5 (TF-RMM flag_propagation_TC1)
+    # TF-RMM lib/xlat/tests/xlat_tests_va_alloc.cpp, xlat_va_alloc_flag_propagation_tc1()
     ctx = transient_ctx(layout, 16)
     assert [ctx.map(PA + i * PAGE, PAGE, RW) for i in range(3)] == [0, PAGE, 2 * PAGE]
 
@@ -28,7 +29,8 @@ def test_search_restarts_from_the_base_each_call(layout, mmu_on):
 
 
 def test_run_continues_across_l3_tables(layout, mmu_on):
-    # checklist 6: 511 pages, then 2 pages -> page 511 (crosses into the next L3 table)
+    # TF-RMM lib/xlat/tests/xlat_tests_va_alloc.cpp, xlat_va_alloc_boundaries_tc1():
+    # 511 pages, then 2 pages -> page 511 (crosses into the next L3 table)
     ctx = transient_ctx(layout, 1024)
     assert ctx.map(PA, 511 * PAGE, RW) == 0
     va = ctx.map(PA, 2 * PAGE, RW)
@@ -50,7 +52,8 @@ def test_run_resets_on_a_non_transient_subtree(layout, mmu_on):
 
 
 def test_freed_hole_is_reused_by_the_next_request_that_fits(layout, mmu_on):
-    # checklist 7 (TF-RMM search_reset_TC1): 3/1/5, free page 3, 4 pages go to page 9
+    # TF-RMM lib/xlat/tests/xlat_tests_va_alloc.cpp, xlat_va_alloc_search_reset_tc1():
+    # 3/1/5, free page 3, 4 pages go to page 9
     ctx = transient_ctx(layout, 512)
     assert ctx.map(PA, 3 * PAGE, RW) == 0
     assert ctx.map(PA, PAGE, RW) == 3 * PAGE
@@ -61,7 +64,8 @@ def test_freed_hole_is_reused_by_the_next_request_that_fits(layout, mmu_on):
 
 
 def test_non_transient_entries_do_not_stop_a_table_counting_as_full(layout, mmu_on):
-    # checklist 12 (TF-RMM va_end_boundary_TC1): 600 of 1024 pages transient
+    # TF-RMM lib/xlat/tests/xlat_tests_va_alloc.cpp, xlat_va_alloc_va_end_boundary_tc1():
+    # 600 of 1024 pages transient
     ctx = layout.context([Region.transient(0, 600 * PAGE)], va_size=1024 * PAGE)
     assert ctx.map(PA, 600 * PAGE, RW) == 0
     assert ctx.descriptor(512 * PAGE, level=2) & (1 << 56)
@@ -76,7 +80,7 @@ def test_non_transient_entries_do_not_stop_a_table_counting_as_full(layout, mmu_
 
 @pytest.mark.parametrize("pages", [64, 32])
 def test_enomem_exactly_after_n_single_page_maps(layout, mmu_on, pages):
-    # checklist 13
+    # TF-RMM lib/xlat/tests/xlat_tests_va_alloc.cpp, xlat_map_l3_region_errors_tc2()
     ctx = transient_ctx(layout, pages)
     vas = [ctx.map(PA + i * PAGE, PAGE, RW) for i in range(pages)]
     assert vas == [i * PAGE for i in range(pages)]
@@ -87,7 +91,7 @@ def test_enomem_exactly_after_n_single_page_maps(layout, mmu_on, pages):
 
 
 def test_reserved_entries_are_skipped_by_map_and_later_reserves(layout, mmu_on):
-    # checklist 14
+    # TF-RMM xlat_reserve_va_l3_region(): reserved entries carry bit 56
     ctx = transient_ctx(layout, 16)
     r = ctx.reserve(2 * PAGE)
     assert r == 0
@@ -101,7 +105,8 @@ def test_reserved_entries_are_skipped_by_map_and_later_reserves(layout, mmu_on):
 
 
 def test_non_transient_entries_are_never_handed_out(layout, mmu_on):
-    # TF-RMM's latent defect (spec 2.6): a partially transient L3 table whose
+    # TF-RMM's latent defect (docs/rmm-lfa.md, "What differs from TF-RMM, and
+    # why"; find_available_va()): a partially transient L3 table whose
     # last entries map static pages.  Free the last two transient pages and
     # ask for three: TF-RMM (NDEBUG) returns a run overlapping the static
     # pages; lfafs answers -ENOMEM and leaves the static mapping alone.

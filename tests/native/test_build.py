@@ -1,4 +1,5 @@
-"""Context configuration and build (spec rmm-lfa 1.2, checklist items 29-30)."""
+"""Context configuration and build (TF-RMM lib/xlat/src/xlat_contexts.c, xlat_ctx_cfg_init()
+and xlat_ctx_init(); docs/rmm-lfa.md, "Contexts")."""
 
 from __future__ import annotations
 
@@ -54,15 +55,30 @@ def test_va_size_and_region_count_limits():
     assert cfg_err(r, va_size=3 << 20) == errno.EINVAL  # not a power of two
     assert cfg_err(r, va_size=1 << 15) == errno.EINVAL
     assert cfg_err(r, va_size=1 << 49) == errno.EINVAL
-    many = [Region.transient(i * 2 * PAGE, PAGE) for i in range(17)]
+    many = [Region.transient(i * 2 * PAGE, PAGE) for i in range(lib.XLAT_MAX_REGIONS + 1)]
     assert cfg_err(many) == errno.ERANGE
     with pytest.raises(XlatError) as e:
         Context.requirements([], va_size=1 << 32)
     assert e.value.errno == errno.EINVAL
 
 
+def test_a_context_takes_twenty_regions(layout, memory):
+    # TF-RMM's xlat_ctx_cfg_init() takes any number of regions; its unit tests
+    # build up to XLAT_TESTS_MAX_MMAPS = 20 (lib/xlat/tests/xlat_test_helpers.h)
+    regions = [Region(va=i * 2 * MB, pa=0x4000_0000 + i * 2 * MB, size=PAGE, attr=RW, granularity=PAGE)
+               for i in range(19)]
+    regions.append(Region.transient(64 * MB, 8 * PAGE))
+    assert lib.XLAT_MAX_REGIONS >= 20
+    ctx = layout.context(regions, va_size=1 << 32)
+    assert ctx.regions == tuple(regions)
+    assert [ctx.walk(r.va).pa for r in regions[:19]] == [r.pa for r in regions[:19]]
+    pa = layout.take(Context.context_bytes())
+    ctx.save(pa)
+    assert Context.load(memory, pa).regions == tuple(regions)
+
+
 def test_partial_base_must_be_aligned_to_the_base_level_block():
-    # checklist 29
+    # TF-RMM xlat_ctx_cfg_init(): "Partial base VA is not aligned with base level block size"
     r = [Region.transient(1 << 39, PAGE)]
     assert cfg_err(r, va_size=1 << 39, partial_base=(1 << 39) + MB) == errno.EINVAL
     assert cfg_err([Region.transient(0, PAGE)], va_size=1 << 39, partial_base=1 << 39) == errno.EINVAL

@@ -1,4 +1,5 @@
-"""Descriptor encoding and geometry (spec rmm-lfa 1.1, 1.8, checklist items 1-3)."""
+"""Descriptor encoding and geometry (TF-RMM lib/xlat/src/xlat_tables_core.c, xlat_desc();
+lib/xlat/include/xlat_defs.h, GET_XLAT_TABLE_LEVEL_BASE(); docs/rmm-lfa.md, "Descriptors")."""
 
 from __future__ import annotations
 

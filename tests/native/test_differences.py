@@ -1,5 +1,5 @@
-"""The two deliberate differences from TF-RMM (docs/rmm-lfa.md), which
-replace checklist items 30 and 40, and the no-partial-effects rule."""
+"""The deliberate differences from TF-RMM (docs/rmm-lfa.md, "What differs from
+TF-RMM, and why"), and the no-partial-effects rule."""
 
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def test_a_failing_range_call_leaves_earlier_pages_unchanged(ctx, memory):
 
 
 def test_running_out_of_tables_is_enomem_and_writes_nothing(memory, layout):
-    # replaces checklist 30: TF-RMM panics when tables run out during init
+    # TF-RMM lib/xlat/src/xlat_tables_core.c, xlat_table_get_empty() panics when
+    # tables run out during init
     regions = [Region.transient(0, 4 << 20)]
     need = Context.requirements(regions, va_size=1 << 30).tables
     tables_pa = layout.take(need * PAGE)

@@ -1,4 +1,4 @@
-"""Table-count estimator (spec rmm-lfa 1.3, checklist item 24).
+"""Table-count estimator (TF-RMM lib/xlat/src/xlat_tables_utils.c, xlat_estimate_num_l3_l2_tables()).
 
 The cases are those of TF-RMM's lib/xlat/tests/xlat_tests_estimate_tables.cpp;
 the expected counts are that file's.

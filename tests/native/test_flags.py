@@ -1,4 +1,4 @@
-"""Bit 56 in parent table descriptors (spec rmm-lfa 2.3, checklist item 11)."""
+"""Bit 56 in parent table descriptors (TF-RMM lib/xlat/src/xlat_tables_utils.c, update_parent_flags())."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_reserve_counts_as_allocated_and_unreserve_frees(layout, mmu_on):
 
 
 def test_transient_tables_carry_bit_55(layout):
-    # checklist 4
+    # TF-RMM lib/xlat/src/xlat_tables_core.c, xlat_tables_map_region()
     ctx = layout.context([Region.transient(0, 600 * PAGE)], va_size=1 << 31)
     assert ctx.descriptor(0, level=1) & TRANS
     assert ctx.descriptor(0, level=2) & TRANS

@@ -1,6 +1,7 @@
 """Runtime L3 API: error codes and their order, the entry state machine, TLBI
-(spec rmm-lfa 1.6, 1.9; checklist items 8-10 and 14-19; the deliberate
-differences replacing items 30 and 40 are in test_differences.py)."""
+(TF-RMM lib/xlat/src/xlat_tables_utils.c, xlat_map_l3_region() to
+xlat_unreserve_va_l3_region() and xlat_apply_va_l3_entry(); docs/rmm-lfa.md,
+"The runtime L3 API").  The deliberate differences are in test_differences.py."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ PA = 0x8000_0000
 # -- map -------------------------------------------------------------------
 
 def test_map_error_order(ctx):
-    # checklist 8: -EFAULT (alignment) before -EINVAL (size 0) before -EFAULT (TRANSIENT)
+    # TF-RMM xlat_map_l3_region(): -EFAULT (alignment) before -EINVAL (size 0) before -EFAULT (TRANSIENT)
     assert err(ctx.map, PA + 1, 0, Attr.TRANSIENT) == errno.EFAULT
     assert err(ctx.map, PA, 1, RW) == errno.EFAULT
     assert err(ctx.map, PA, 0, Attr.TRANSIENT) == errno.EINVAL
@@ -36,6 +37,34 @@ def test_failed_map_changes_nothing(ctx):
     assert ctx.free_pages == 64
 
 
+@pytest.mark.parametrize("call", ["map", "reserve", "map_batch", "find_va"])
+def test_a_failing_multi_page_search_changes_no_byte_of_memory(ctx, memory, call):
+    # A one-page map leaves a pending leaf in the summary tree (native/va_bitmap.h);
+    # a multi-page search that then fails must not write the tree back either.
+    ctx.map(PA, PAGE, RW)
+    before = memory.read(memory.base_pa, memory.size)
+    fail = {
+        "map": lambda: ctx.map(PA, 64 * PAGE, RW),
+        "reserve": lambda: ctx.reserve(64 * PAGE),
+        "map_batch": lambda: ctx.map_batch([PA], 64 * PAGE, RW),
+        "find_va": lambda: ctx.find_va(64 * PAGE),
+    }[call]
+    with pytest.raises(XlatError) as e:
+        fail()
+    assert e.value.errno == errno.ENOMEM
+    assert memory.read(memory.base_pa, memory.size) == before
+    assert ctx.map(PA, 63 * PAGE, RW) == PAGE
+    ctx.check()
+
+
+def test_statistics_and_check_change_no_byte_of_memory(ctx, memory):
+    ctx.map(PA, PAGE, RW)  # leaves a pending leaf for them to fold in
+    before = memory.read(memory.base_pa, memory.size)
+    assert (ctx.free_pages, ctx.longest_free_run) == (63, 63)
+    ctx.check()
+    assert memory.read(memory.base_pa, memory.size) == before
+
+
 def test_map_rejects_unknown_attribute_bits_and_unencodable_pa(ctx):
     assert err(ctx.map, PA, PAGE, 1 << 20) == errno.EINVAL
     assert err(ctx.map, PA, PAGE, 1) == errno.EINVAL  # type 1 is reserved
@@ -50,7 +79,7 @@ def test_map_writes_descriptor_with_bits_55_and_56(ctx):
 # -- unmap -----------------------------------------------------------------
 
 def test_unmap_errors(ctx, layout):
-    # checklist 9
+    # TF-RMM xlat_unmap_l3_region()
     ctx.map(PA, PAGE, RW)
     assert err(ctx.unmap, 1, PAGE) == errno.EFAULT
     assert err(ctx.unmap, 0, 1) == errno.EFAULT
@@ -76,7 +105,7 @@ def test_unmap_restores_exact_free_value(ctx):
 
 @pytest.mark.parametrize("op", ["commit", "decommit", "depopulate", "unreserve"])
 def test_range_calls_reject_unaligned_or_zero_and_outside(ctx, op):
-    # checklist 10
+    # TF-RMM xlat_commit_va_l3_region() and its siblings
     fn = getattr(ctx, op)
     assert err(fn, 1, PAGE) == errno.EINVAL
     assert err(fn, 0, 1) == errno.EINVAL
@@ -97,7 +126,7 @@ def test_reserve_and_populate_argument_errors(ctx):
 
 
 def test_full_life_cycle_of_an_entry(ctx):
-    # checklist 15-18, state machine of spec 1.9
+    # the state machine of TF-RMM xlat_apply_va_l3_entry()
     va = ctx.reserve(2 * PAGE)
     assert ctx.descriptors(va, 2) == [RESERVED_DESC] * 2
     ctx.populate(va, 0x2000_0000, 2 * PAGE, RW)
@@ -142,7 +171,7 @@ def test_populate_sub_ranges_with_different_pas(ctx):
 # -- TLBI ------------------------------------------------------------------
 
 def test_unmap_and_decommit_issue_one_tlbi_per_page(ctx, memory):
-    # checklist 19
+    # TF-RMM xlat_unmap_l3_region() and xlat_decommit_va_l3_region() invalidate the TLB
     memory.clear_tlbi()
     va = ctx.map(PA, 3 * PAGE, RW)
     r = ctx.reserve(2 * PAGE)

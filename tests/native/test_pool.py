@@ -1,4 +1,5 @@
-"""The 1 GB RMM pool: table count and capacity (checklist items 13 and 25)."""
+"""The 1 GB RMM pool: table count and capacity (TF-RMM lib/xlat_low_va/src/xlat_low_va.c,
+xlat_low_va_dyn_setup(); docs/rmm-lfa.md, "Contexts")."""
 
 from __future__ import annotations
 

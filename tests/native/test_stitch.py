@@ -1,4 +1,5 @@
-"""Stitching a child's L1 entries into a parent (spec rmm-lfa 1.4, items 27-28)."""
+"""Stitching a child's L1 entries into a parent (TF-RMM lib/xlat/src/xlat_tables_utils.c,
+xlat_stitch_tables_l1(); lib/xlat/tests/xlat_tests_stitch.cpp)."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def test_stitching_twice_is_the_quirk_not_a_second_copy(pair):
 
 
 def test_stitch_into_a_walk_ending_elsewhere_returns_zero_and_changes_nothing(layout, memory):
-    # TF-RMM quirk (checklist 28): the parent's walk ends at L0, not L1
+    # TF-RMM quirk (docs/rmm-lfa.md, "What differs from TF-RMM, and why"):
+    # the parent's walk ends at L0, not L1
     static = layout.context([Region(va=0, pa=0x8000_0000, size=2 << 20, attr=RW, granularity=PAGE)],
                             va_size=1 << 46)
     child = build_pool(memory, layout.take(514 * PAGE), layout.take(128 << 10))

@@ -1,4 +1,5 @@
-"""Walkers (spec rmm-lfa 1.5, checklist items 20-23)."""
+"""Walkers (TF-RMM lib/xlat/src/xlat_tables_utils.c, xlat_get_llt_from_va(),
+xlat_get_tte_ptr(), xlat_get_contig_pa_level3(); docs/rmm-lfa.md, "Walkers")."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ RW = Attr.RW_DATA | Attr.REALM
 
 
 def test_llt_for_unmapped_vas_reports_where_the_walk_stopped(layout):
-    # checklist 21
+    # TF-RMM xlat_get_llt_from_va() answers the table where find_xlat_last_table() stopped
     ctx = transient_ctx(layout, 8, va_size=1 << 31)
     assert ctx.llt(0).level == 3
     assert ctx.llt(4 << 20).level == 2  # L2 entry invalid: no L3 table
@@ -37,7 +38,7 @@ def test_llt_below_a_partial_base_is_efault(layout):
 
 
 def test_tte_pa_is_none_below_the_table_or_beyond_it(layout):
-    # checklist 22
+    # TF-RMM xlat_get_tte_ptr() returns NULL below the table or past its end
     ctx = transient_ctx(layout, 1024, va_size=1 << 31)
     llt = ctx.llt(0)
     assert llt.tte_pa(PAGE) == llt.table_pa + 8
@@ -48,7 +49,7 @@ def test_tte_pa_is_none_below_the_table_or_beyond_it(layout):
 
 
 def test_contig_walk_counts_valid_pages_to_top_or_pa_break(layout, mmu_on):
-    # checklist 20
+    # TF-RMM xlat_get_contig_pa_level3()
     ctx = transient_ctx(layout, 64)
     va = ctx.map(0x1000_0000, 4 * PAGE, RW)
     ctx.map(0x2000_0000, 2 * PAGE, RW)  # PA break after 4 pages
@@ -112,7 +113,7 @@ def remapped_pool(layout, memory):
 
 
 def test_remapped_walk_uses_the_pa_va_delta_only_with_the_mmu_on(layout, memory):
-    # checklist 23
+    # TF-RMM lib/xlat/src/aarch64/xlat_cmn_arch.h, remap_table_address()
     ctx, base, _, tables_pa, tables_va = remapped_pool(layout, memory)
     assert ctx.tables_va_to_pa_diff == tables_va - tables_pa
     assert ctx.walk(tables_va).pa == tables_pa  # the tables map themselves
