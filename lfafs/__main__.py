@@ -1,5 +1,5 @@
 import sys
 
-from lfafs.cli import main
+from lfafs.service.cli import main
 
 sys.exit(main())

@@ -1,4 +1,5 @@
-"""Fixtures shared by the service tests: a fresh mountpoint, cleaned up whatever happens."""
+"""Fixtures shared by the service tests: a fresh mountpoint, cleaned up whatever happens,
+and a daemon serving it (started and stopped by lfafs.service.spawn, as the CLI does)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import time
 
 import pytest
 
-from lfafs.testing import unavailable
+from lfafs.service import spawn
+from lfafs.service.testing import unavailable
 
 
 @pytest.fixture
@@ -19,8 +21,20 @@ def mnt(tmp_path):
     d = tmp_path / "firmware"
     d.mkdir()
     yield str(d)
-    if os.path.ismount(str(d)):
+    if os.path.ismount(str(d)):  # a test that mounted through the CLI and failed half-way
         subprocess.run(["fusermount3", "-u", "-z", str(d)], check=False)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """One background daemon for a whole test module, on the default platform."""
+    why = unavailable()
+    if why:
+        pytest.skip(f"needs a real FUSE mount: {why}")
+    mountpoint = tmp_path_factory.mktemp("daemon") / "firmware"
+    mountpoint.mkdir()
+    with spawn.running(str(mountpoint)) as d:
+        yield d
 
 
 def wait(pred, timeout: float = 10.0) -> bool:

@@ -11,24 +11,16 @@ import sys
 
 import pytest
 
-from lfafs.control import Client, ControlError, socket_path
-from tests.fs.harness import fuse_unavailable
+from lfafs.service.control import Client, ControlError, socket_path
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 RMM = "6c0762a6-12f2-4b56-92cb-ba8f633606d9"
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    why = fuse_unavailable()
-    if why:
-        pytest.skip(f"needs a real FUSE mount: {why}")
-    mnt = str(tmp_path_factory.mktemp("ctl") / "firmware")
-    os.mkdir(mnt)
-    r = subprocess.run([*LFAFS, "mount", mnt], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    yield mnt
-    subprocess.run([*LFAFS, "umount", mnt], check=False, timeout=60)
+def daemon(daemon):
+    """The module's daemon (conftest.py), by its mountpoint."""
+    return daemon.mountpoint
 
 
 def ctl(mnt, *args):
@@ -87,8 +79,8 @@ def test_stage_an_image_file_by_guid(daemon, tmp_path):
 
 
 def test_faults_from_the_command_line(daemon):
-    assert ctl(daemon, "fail", "rmm", "--at", "activate", "--status", "LFA_DEVICE_ERROR", "--once").returncode == 0
-    assert "activate: LFA_DEVICE_ERROR (once)" in ctl(daemon, "status").stdout
+    assert ctl(daemon, "fail", "rmm", "--at", "activate", "--status", "LFA_ACTIVATION_FAILED", "--once").returncode == 0
+    assert "activate: LFA_ACTIVATION_FAILED (once)" in ctl(daemon, "status").stdout
     ctl(daemon, "stage", "rmm", "--version", "2.0")
     lfa(daemon, "activation_pending")
     r = subprocess.run(["bash", "-c", f"echo 1 > {daemon}/lfa/{RMM}/activate"], capture_output=True, text=True)
@@ -107,6 +99,14 @@ def test_cpu_power_and_notify(daemon):
     r = ctl(daemon, "notify")
     assert r.returncode == 0 and "activated rmm" in r.stdout and "-> 3.0" in r.stdout
     assert ctl(daemon, "cpu", "3", "on").returncode == 0
+
+
+def test_a_fault_beyond_tf_a_is_asked_for_explicitly(daemon):
+    r = ctl(daemon, "fail", "rmm", "--at", "activate", "--status", "LFA_DEVICE_ERROR")
+    assert r.returncode == 1 and "beyond TF-A" in r.stderr
+    r = ctl(daemon, "fail", "rmm", "--at", "activate", "--status", "LFA_DEVICE_ERROR", "--beyond-tf-a")
+    assert r.returncode == 0 and "LFA_DEVICE_ERROR, beyond TF-A" in r.stdout
+    assert ctl(daemon, "clear-faults", "rmm").returncode == 0
 
 
 @pytest.mark.parametrize(("args", "words"), [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from lfafs import daemon
+from lfafs.service import daemon
 
 
 def test_no_dev_fuse(monkeypatch, tmp_path):

@@ -13,18 +13,12 @@ import time
 
 import pytest
 
+from lfafs.service import spawn
 from tests.service.conftest import wait
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 RMM = "6c0762a6-12f2-4b56-92cb-ba8f633606d9"
 UNIT = os.path.join(os.path.dirname(__file__), "..", "..", "systemd", "lfafs@.service")
-
-
-
-
-def mount(mnt, state):
-    r = subprocess.run([*LFAFS, "mount", "--state-dir", state, mnt], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
 
 
 def ctl(mnt, *args):
@@ -38,49 +32,45 @@ def read(mnt, guid, attr):
         return f.read()
 
 
-
-
 def test_flash_survives_a_restart(mnt, tmp_path):
     state = str(tmp_path / "state")
-    mount(mnt, state)
-    ctl(mnt, "stage", "rmm", "--version", "1.0")
-    read(mnt, RMM, "activation_pending")
-    with open(os.path.join(mnt, "lfa", RMM, "activate"), "w") as f:
-        f.write("1")
-    ctl(mnt, "stage", "sp1", "--version", "7.1")
-    ctl(mnt, "component", "add", "scp", "--guid", "11111111-2222-3333-4444-555555555555", "--version", "3.3")
-    subprocess.run([*LFAFS, "umount", mnt], check=True)
-    mount(mnt, state)
-    assert read(mnt, RMM, "current_version") == "1.0\n"
-    assert read(mnt, "f07b2a96-1d47-4d17-9ec8-86a64e253e5c", "activation_pending") == "1\n"
-    assert read(mnt, "f07b2a96-1d47-4d17-9ec8-86a64e253e5c", "pending_version") == "7.1\n"
-    assert "11111111-2222-3333-4444-555555555555" in os.listdir(os.path.join(mnt, "lfa"))
-    st = json.loads(ctl(mnt, "status", "--json"))
-    assert st["last_report"] is None  # RAM state is gone: a cold boot
+    with spawn.running(mnt, state_dir=state):
+        ctl(mnt, "stage", "rmm", "--version", "1.0")
+        read(mnt, RMM, "activation_pending")
+        with open(os.path.join(mnt, "lfa", RMM, "activate"), "w") as f:
+            f.write("1")
+        ctl(mnt, "stage", "sp1", "--version", "7.1")
+        ctl(mnt, "component", "add", "scp", "--guid", "11111111-2222-3333-4444-555555555555", "--version", "3.3")
+    with spawn.running(mnt, state_dir=state):
+        assert read(mnt, RMM, "current_version") == "1.0\n"
+        assert read(mnt, "f07b2a96-1d47-4d17-9ec8-86a64e253e5c", "activation_pending") == "1\n"
+        assert read(mnt, "f07b2a96-1d47-4d17-9ec8-86a64e253e5c", "pending_version") == "7.1\n"
+        assert "11111111-2222-3333-4444-555555555555" in os.listdir(os.path.join(mnt, "lfa"))
+        st = json.loads(ctl(mnt, "status", "--json"))
+        assert st["last_report"] is None  # RAM state is gone: a cold boot
 
 
 def test_sigkill_in_the_middle_of_an_activation(mnt, tmp_path):
     state = str(tmp_path / "state")
-    mount(mnt, state)
-    ctl(mnt, "stage", "rmm", "--version", "2.0")
-    ctl(mnt, "fail", "rmm", "--at", "activate", "--latency", "3")
-    read(mnt, RMM, "activation_pending")
-    writer = subprocess.Popen(["bash", "-c", f"echo 1 > {mnt}/lfa/{RMM}/activate"], stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    pids = subprocess.run(["pgrep", "-f", f"lfafs mount .*--foreground.* {mnt}$"], capture_output=True, text=True).stdout
-    assert pids.split(), "the daemon was not found"
-    for pid in pids.split():
-        os.kill(int(pid), signal.SIGKILL)
-    writer.wait(30)
-    assert wait(lambda: not os.path.ismount(mnt))
-    mount(mnt, state)
-    version = read(mnt, RMM, "current_version")
-    assert version in ("0.9\n", "2.0\n")  # old or new, never a mixture
-    if version == "0.9\n":  # the update is still there to activate
-        assert read(mnt, RMM, "activation_pending") == "1\n"
-        with open(os.path.join(mnt, "lfa", RMM, "activate"), "w") as f:
-            f.write("1")
-        assert read(mnt, RMM, "current_version") == "2.0\n"
+    with spawn.running(mnt, state_dir=state) as daemon:
+        ctl(mnt, "stage", "rmm", "--version", "2.0")
+        ctl(mnt, "fail", "rmm", "--at", "activate", "--latency", "3")
+        read(mnt, RMM, "activation_pending")
+        writer = subprocess.Popen(["bash", "-c", f"echo 1 > {mnt}/lfa/{RMM}/activate"], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait(30)
+        writer.wait(30)
+        # auto_unmount; until it has run, the dead mount answers ENOTCONN (not a mount, not a directory)
+        assert wait(lambda: not os.path.ismount(mnt) and os.path.isdir(mnt))
+    with spawn.running(mnt, state_dir=state):
+        version = read(mnt, RMM, "current_version")
+        assert version in ("0.9\n", "2.0\n")  # old or new, never a mixture
+        if version == "0.9\n":  # the update is still there to activate
+            assert read(mnt, RMM, "activation_pending") == "1\n"
+            with open(os.path.join(mnt, "lfa", RMM, "activate"), "w") as f:
+                f.write("1")
+            assert read(mnt, RMM, "current_version") == "2.0\n"
 
 
 def test_a_corrupted_state_dir_is_refused_clearly(mnt, tmp_path):

@@ -58,7 +58,7 @@ def test_fixtures_work_in_another_projects_tests(pytester):
 
 def test_fixtures_skip_with_a_reason_where_mounting_is_impossible(pytester, monkeypatch):
     pytester.makepyfile(test_other="def test_x(lfafs_mount):\n    pass\n")
-    pytester.makeconftest("import lfafs.testing as t\nt.unavailable = lambda: 'no /dev/fuse here (simulated)'\n")
+    pytester.makeconftest("import lfafs.service.testing as t\nt.unavailable = lambda: 'no /dev/fuse here (simulated)'\n")
     result = pytester.runpytest_subprocess("-q", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no /dev/fuse here (simulated)*"])

@@ -1,0 +1,59 @@
+"""Benchmarks (``lfafs bench``): figures measured side by side in one run, one module per benchmark.
+
+Machines are noisy, so every claim is a ratio between two things measured
+in the same process moments apart, and each figure is the best of a few
+repetitions.  docs/performance.md records the output with its command.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from lfafs.service.bench import activation as _activation
+from lfafs.service.bench import fs as _fs
+from lfafs.service.bench import native as _native
+
+SUITES: dict[str, Callable[[], dict]] = {"native": _native.native, "activation": _activation.activation,
+                                         "fs": _fs.fs}
+
+_LABELS = {
+    "pool_pages": ("pages in the pool", ""),
+    "allocatable_pages": ("allocatable pages", ""),
+    "allocator_bytes": ("bitmap + summary tree", "B"),
+    "fill_ns_per_map": ("fill, 1-page maps (C, bitmap)", "ns"),
+    "fill_ns_per_map_tfrmm_scan": ("fill, 1-page maps (C, TF-RMM scan)", "ns"),
+    "checkerboard_2page_ns": ("checkerboard, 2-page request (bitmap)", "ns"),
+    "checkerboard_2page_ns_tfrmm_scan": ("checkerboard, 2-page request (TF-RMM scan)", "ns"),
+    "checkerboard_hole_at_top_ns": ("checkerboard + hole at top (bitmap)", "ns"),
+    "checkerboard_hole_at_top_ns_tfrmm_scan": ("checkerboard + hole at top (TF-RMM scan)", "ns"),
+    "python_map_unmap_ns": ("map+unmap through Python, per pair", "ns"),
+    "batch_map_unmap_ns": ("map+unmap in batches, per pair", "ns"),
+    "floor_open_read_close_us": ("open/read/close, constant mfusepy file (floor)", "us"),
+    "cached_attr_open_read_close_us": ("open/read/close, lfa/<rmm>/name", "us"),
+    "fresh_attr_open_read_close_us": ("open/read/close, lfa/<rmm>/activation_pending", "us"),
+    "during_activation_cached_read_us": ("during an activation: read name", "us"),
+    "during_activation_pending_read_ms": ("during an activation: read activation_pending", "ms"),
+    **{f"activation_ms_{n}_pages": (f"RMM activation, 4 CPUs, {n:,} pages mapped", "ms") for n in _activation.ACTIVATION_PAGES},
+}
+
+
+def render(name: str, result: dict) -> str:
+    lines = [f"lfafs bench {name}"]
+    for key, value in result.items():
+        if isinstance(value, dict):
+            lines.append(f"  {key}:")
+            for k, v in value.items():
+                lines.append(f"    {k:<42} {v:.2f}" if isinstance(v, float) else f"    {k:<42} {v}")
+            continue
+        label, unit = _LABELS.get(key, (key, ""))
+        shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+        lines.append(f"  {label:<44} {shown:>14} {unit}")
+    return "\n".join(lines)
+
+
+def run(names: list[str], as_json: bool) -> str:
+    results = {name: SUITES[name]() for name in names}
+    if as_json:
+        return json.dumps(results if len(results) > 1 else results[names[0]], indent=None)
+    return "\n\n".join(render(name, r) for name, r in results.items())
