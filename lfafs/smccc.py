@@ -43,8 +43,16 @@ class Fid(enum.IntEnum):
     RMM_BOOT_COMPLETE = 0xC40001CF
     # RMI (from the Normal world to the RMM), the subset lfafs models
     RMI_VERSION = 0xC4000150
-    RMI_GRANULE_DELEGATE = 0xC4000151
-    RMI_GRANULE_UNDELEGATE = 0xC4000152
+    RMI_GRANULE_DELEGATE = 0xC4000151  # removed by TF-RMM d43664b6 (in v0.9.0): answers SMC_UNK
+    RMI_GRANULE_UNDELEGATE = 0xC4000152  # removed likewise
+    # RMI as TF-RMM v0.9.0 and main dispatch it (lib/smc/include/smc-rmi.h)
+    RMI_FEATURES = 0xC4000165
+    RMI_RMM_CONFIG_SET = 0xC400016E
+    RMI_GRANULE_TRACKING_GET = 0xC40001E1
+    RMI_RMM_CONFIG_GET = 0xC40001EC
+    RMI_GRANULE_RANGE_DELEGATE = 0xC40001F1
+    RMI_GRANULE_RANGE_UNDELEGATE = 0xC40001F2
+    RMI_RMM_ACTIVATE = 0xC4000202
 
 
 LFA_FID_FIRST = Fid.LFA_VERSION
@@ -123,10 +131,11 @@ class RmiStatus(enum.IntEnum):
 
     SUCCESS = 0
     ERROR_INPUT = 1
+    ERROR_GLOBAL = 11  # TF-RMM lib/smc/include/smc-rmi.h: the RMM is not in the state the call needs
 
 
 RMM_EL3_INTERFACE_VERSION = 0x0002_0000  # 2.0
-RMI_ABI_VERSION = 0x0001_0000  # 1.0
+RMI_ABI_VERSION = 0x0002_0000  # 2.0, the only revision TF-RMM v0.9.0 and main implement (runtime/rmi/version.c)
 
 
 def fid_name(fid: int) -> str:

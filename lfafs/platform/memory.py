@@ -35,13 +35,19 @@ class ReserveAllocator:
     log: list[Reservation] = attrs.field(factory=list)
 
     def reserve(self, size: int, args: int) -> tuple[RmmEl3Status, int]:
-        """RMM_RESERVE_MEMORY(x1 = size, x2 = args) -> (status, PA)."""
+        """RMM_RESERVE_MEMORY(x1 = size, x2 = args) -> (status, PA).
+
+        TF-A services/std_svc/rmmd/rmmd_mem.c, rmmd_reserve_memory(), then the
+        Arm platform's plat_rmmd_reserve_memory() (plat_rmm_mem_carveout.c):
+        an unknown flag is E_RMM_INVAL; the PA is (top - size) aligned down,
+        refused below the payload. Size 0 succeeds as there: the current top,
+        aligned down, which becomes the new top.
+        """
         if args & RESERVE_FLAGS_MASK:
             return RmmEl3Status.INVAL, 0
         align = 1 << (args >> 56)
-        if size == 0:
-            return RmmEl3Status.INVAL, 0
-        # TF-A would wrap when size > top; lfafs refuses (a deliberate fix, docs/smc-abi.md).
+        # TF-A's top - size wraps when size > top and hands out an address past the
+        # carve-out; lfafs refuses (a deliberate fix, docs/rmm-lfa.md).
         if size > self.top:
             return RmmEl3Status.NOMEM, 0
         addr = (self.top - size) & ~(align - 1)

@@ -179,6 +179,9 @@ def component_spec(raw: Mapping[str, Any]) -> ComponentSpec:
                          cpu_rendezvous_required=rendezvous == "required", latencies=Latencies(**lat))
 
 
+RMM_RELEASES = ("main", "v0.9")  # TF-RMM main: a per-CPU region token per CPU; v0.9: glob_data's PA everywhere
+
+
 @attrs.frozen
 class RmmSpec:
     va_pool_size: int
@@ -187,6 +190,7 @@ class RmmSpec:
     payload_size: int
     limit: int
     version: tuple[int, int]
+    release: str = "main"  # the TF-RMM release of the platform's RMM images (RMM_RELEASES)
 
     @property
     def bank_size(self) -> int:
@@ -387,7 +391,7 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
 
     r = merged["rmm"]
     for key in r:
-        if key not in ("va_pool_size", "compat_reserve_mem", "base", "payload_size", "limit", "version"):
+        if key not in ("va_pool_size", "compat_reserve_mem", "base", "payload_size", "limit", "version", "release"):
             raise ProfileError(source, f"rmm.{key}", "unknown field")
     pool = _convert(source, "rmm.va_pool_size", parse_size, _get(r, "va_pool_size", source, "rmm.va_pool_size", (int, str)))
     if pool <= 0 or pool % GB or pool >= 512 * GB:
@@ -399,7 +403,10 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
         payload_size=_get(r, "payload_size", source, "rmm.payload_size", int),
         limit=_get(r, "limit", source, "rmm.limit", int),
         version=_convert(source, "rmm.version", parse_version, _get(r, "version", source, "rmm.version", str)),
+        release=_get(r, "release", source, "rmm.release", str, "main"),
     )
+    if rmm.release not in RMM_RELEASES:
+        raise ProfileError(source, "rmm.release", f"{rmm.release!r} is not one of {', '.join(RMM_RELEASES)} (TF-RMM)")
     if not (dram_base <= rmm.base and rmm.payload_limit < rmm.limit and rmm.limit + 4096 <= dram_base + dram_size):
         raise ProfileError(source, "rmm", f"the carve-out [{rmm.base:#x}, {rmm.limit + 4096:#x}) must lie in DRAM "
                                           f"[{dram_base:#x}, {dram_base + dram_size:#x}) with the payload below the limit")
