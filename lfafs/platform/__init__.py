@@ -9,7 +9,15 @@ Public surface::
 
 from lfafs.platform.faults import STAGES, FaultError
 from lfafs.platform.machine import Platform, PlatformError, Regs
-from lfafs.platform.profile import DEFAULT_PROFILE, ProfileError, embedded_names, load_profile
+from lfafs.platform.profile import (
+    DEFAULT_PROFILE,
+    ComponentSpec,
+    ProfileError,
+    SpecError,
+    component_spec,
+    embedded_names,
+    load_profile,
+)
 
-__all__ = ["DEFAULT_PROFILE", "STAGES", "FaultError", "Platform", "PlatformError", "ProfileError", "Regs",
-           "embedded_names", "load_profile"]
+__all__ = ["DEFAULT_PROFILE", "STAGES", "ComponentSpec", "FaultError", "Platform", "PlatformError", "ProfileError",
+           "Regs", "SpecError", "component_spec", "embedded_names", "load_profile"]

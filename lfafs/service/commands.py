@@ -16,8 +16,7 @@ from typing import Any
 
 import trio
 
-from lfafs.platform import STAGES, FaultError, PlatformError, ProfileError
-from lfafs.platform.profile import ComponentSpec
+from lfafs.platform import STAGES, FaultError, PlatformError, SpecError, component_spec
 from lfafs.service.control import ControlError, decode_image
 from lfafs.service.registry import Arg, Registry
 from lfafs.service.session import Session
@@ -268,11 +267,13 @@ async def reset(s: Session) -> dict:
                                  "(seen by the driver at its next rescan)"))
 async def component_add(s: Session, name: str, guid: str, version: str, activator: str = "generic",
                         cpu_rendezvous: str = "required", may_reset_cpu: bool = False) -> dict:
+    raw = {"name": name, "guid": guid, "version": version, "activator": activator, "may_reset_cpu": may_reset_cpu}
+    if activator != "none":
+        raw["cpu_rendezvous"] = cpu_rendezvous
     try:
-        spec = ComponentSpec(name=name, guid=uuid.UUID(guid), activator=activator, version=_version(version),
-                             may_reset_cpu=may_reset_cpu, cpu_rendezvous_required=cpu_rendezvous == "required")
-    except (ValueError, ProfileError) as e:
-        raise ControlError("bad-request", str(e)) from None
+        spec = component_spec(raw)  # the rules of a profile's [[component]], exactly
+    except SpecError as e:
+        raise ControlError("bad-request", f"component {e.field}: {e.problem}") from None
     try:
         c = s.platform.add_component(spec)
     except PlatformError as e:

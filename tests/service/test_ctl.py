@@ -218,3 +218,26 @@ def _line_within(proc, words: str, seconds: float) -> bool:
         except queue.Empty:
             return False
     return False
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["Bad Name!", "--guid", "11111111-2222-3333-4444-555555555556"], "name"),
+    (["okname", "--guid", "not-a-guid"], "guid"),
+    (["okname", "--guid", "11111111-2222-3333-4444-555555555556", "--version", "1.x"], "version"),
+])
+def test_component_add_accepts_exactly_what_a_profile_accepts(daemon, args, field):
+    # the same ComponentSpec rules as a profile's [[component]] (lfafs.platform.component_spec)
+    from lfafs.platform import ProfileError, load_profile
+
+    r = ctl(daemon, "component", "add", *args)
+    assert r.returncode != 0 and f"component {field}:" in r.stderr
+    listing = ctl(daemon, "status").stdout
+    assert "okname" not in listing and "Bad Name" not in listing
+    toml = daemon + ".toml"
+    name, guid = args[0], args[2]
+    version = args[4] if len(args) > 4 else "1.0"
+    with open(toml, "w") as f:
+        f.write(f'base = "fvp-den0147"\n[[component]]\nname = "{name}"\nguid = "{guid}"\nversion = "{version}"\n')
+    with pytest.raises(ProfileError) as e:
+        load_profile(toml)
+    assert e.value.field == f"component[0].{field}"
