@@ -35,10 +35,12 @@ LAYERS = {
     "lfafs.driver": 3,
     "lfafs.fs": 4,
     "lfafs.service": 5,
+    "lfafs.fleet": 5,
     "lfafs.testing": 5,
     "lfafs.__main__": 5,
 }
-TEST_LAYERS = {"native": 1, "platform": 2, "driver": 3, "fs": 4, "shell": 5, "service": 5}
+TEST_LAYERS = {"native": 1, "platform": 2, "driver": 3, "fs": 4, "shell": 5, "service": 5, "fleet": 5,
+               "clients": 5, "reliability": 5}
 FORBIDDEN = [  # (importer prefix, imported prefix): sideways imports the rules forbid
     ("lfafs.driver", "lfafs.platform"),
     ("lfafs.fs", "lfafs.platform"),
