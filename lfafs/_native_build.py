@@ -19,6 +19,7 @@ NATIVE = pathlib.Path(__file__).resolve().parent.parent / "native"
 # Sources by role, lowest layer first; each calls only into those before it
 # (see native/xlat.h for the header of each concern).
 SOURCES = [
+    "pmem.c",           # the sparse store behind emulated DRAM, the only caller of mmap
     "va_bitmap.c",      # bitmap and summary tree, knows nothing of tables
     "xlat_desc.c",      # descriptor codec
     "xlat_contexts.c",  # environment, context validity, plain-bytes form
@@ -61,6 +62,11 @@ CDEF = """
 #define MT_RW_DATA ...
 #define MT_RW_DEV ...
 
+#define PMEM_WINDOW_SHIFT ...
+#define PMEM_WINDOW_SHIFT_MIN ...
+#define PMEM_WINDOW_SHIFT_MAX ...
+#define PMEM_MAX_WINDOWS ...
+
 #define XLAT_MAX_REGIONS ...
 #define XLAT_TLBI_RING ...
 #define XLAT_F_LPA2 ...
@@ -74,7 +80,7 @@ CDEF = """
 #define XLAT_CHECK_PARENT_FLAG ...
 #define XLAT_CHECK_BAD_CONTEXT ...
 
-struct pmem { uint8_t *base; uint64_t pa_base; uint64_t size; };
+struct pmem { uint8_t **win; uint64_t pa_base; uint64_t size; uint64_t nwin; uint32_t shift; uint32_t pad; };
 struct xlat_region { uint64_t base_pa; uint64_t base_va; uint64_t size; uint64_t attr;
                      uint64_t granularity; };
 struct xlat_tlbi_entry { uint64_t va; uint64_t pages; };
@@ -91,7 +97,13 @@ struct xlat_ctx {
 struct xlat_llt { uint64_t table_pa; uint64_t base_va; int32_t level; uint32_t entries; };
 struct xlat_check_report { uint64_t va; int32_t level; uint32_t what; };
 
-int xlat_env_init(struct xlat_env *env, void *base, uint64_t pa_base, uint64_t size);
+int pmem_read(const struct pmem *m, uint64_t pa, void *dst, uint64_t len);
+int pmem_write(const struct pmem *m, uint64_t pa, const void *src, uint64_t len);
+int pmem_zero(const struct pmem *m, uint64_t pa, uint64_t len);
+void pmem_usage(const struct pmem *m, uint64_t *windows, uint64_t *mapped_bytes);
+
+int xlat_env_init(struct xlat_env *env, uint64_t pa_base, uint64_t size, uint32_t window_shift);
+void xlat_env_fini(struct xlat_env *env);
 void xlat_tlbi_clear(struct xlat_env *env);
 int xlat_base_level(uint64_t va_size, bool lpa2);
 unsigned long xlat_estimate_num_l3_l2_tables(const struct xlat_region *regions, unsigned int n);

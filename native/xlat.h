@@ -5,7 +5,7 @@
  * declares to cffi, one header per concern.
  *
  *   xlat_defs.h      architectural constants, descriptor bits, MT_* words
- *   pmem.h           emulated DRAM: PA -> host pointer, bounds-checked
+ *   pmem.h           emulated DRAM: a sparse store; PA -> host pointer, bounds-checked
  *   xlat_desc.h      descriptor codec
  *   xlat_contexts.h  context and environment structures, plain-bytes form
  *   xlat_walk.h      software walkers

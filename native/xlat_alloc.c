@@ -20,9 +20,17 @@ int xlat_alloc_view(const struct xlat_env *env, const struct xlat_ctx *ctx, stru
 	if (ctx->alloc_pages == 0U) {
 		return -ENOMEM;
 	}
-	mem = pmem_ptr(&env->mem, ctx->alloc_pa, ctx->alloc_bytes);
-	if ((mem == NULL) || (ctx->alloc_pages > VA_BITMAP_MAX_PAGES) ||
+	if ((ctx->alloc_pages > VA_BITMAP_MAX_PAGES) ||
 	    (ctx->alloc_bytes != va_bitmap_bytes(ctx->alloc_pages))) {
+		return -EFAULT;
+	}
+	/*
+	 * The one range the core needs contiguous beyond a page: backing it may
+	 * move windows (pmem.h), so every caller takes the view before any
+	 * table pointer.  -EFAULT also when the host refuses to back it.
+	 */
+	mem = pmem_wr(&env->mem, ctx->alloc_pa, ctx->alloc_bytes);
+	if (mem == NULL) {
 		return -EFAULT;
 	}
 	va_bitmap_view(bm, mem, ctx->alloc_pages);

@@ -10,18 +10,28 @@
 #include "va_bitmap.h"
 #include "xlat_contexts.h"
 
-int xlat_env_init(struct xlat_env *env, void *base, uint64_t pa_base, uint64_t size)
+int xlat_env_init(struct xlat_env *env, uint64_t pa_base, uint64_t size, uint32_t window_shift)
 {
-	if ((env == NULL) || (base == NULL) || (((uintptr_t)base & 7U) != 0U) ||
-	    ((pa_base & XLAT_GRANULE_MASK) != 0U) || ((size & XLAT_GRANULE_MASK) != 0U) ||
-	    (size == 0U) || ((pa_base + size) < pa_base)) {
+	struct pmem mem;
+	int ret;
+
+	if (env == NULL) {
 		return -EINVAL;
 	}
+	ret = pmem_init(&mem, pa_base, size, window_shift);
+	if (ret != 0) {
+		return ret;
+	}
 	memset(env, 0, sizeof(*env));
-	env->mem.base = (uint8_t *)base;
-	env->mem.pa_base = pa_base;
-	env->mem.size = size;
+	env->mem = mem;
 	return 0;
+}
+
+void xlat_env_fini(struct xlat_env *env)
+{
+	if (env != NULL) {
+		pmem_fini(&env->mem);
+	}
 }
 
 void xlat_tlbi_clear(struct xlat_env *env)
@@ -81,7 +91,7 @@ int xlat_ctx_validate(const struct xlat_env *env, const struct xlat_ctx *c)
 	}
 	if ((c->tables_num == 0U) || (c->tables_num > (env->mem.size / XLAT_TABLE_BYTES)) ||
 	    ((c->tables_pa & XLAT_GRANULE_MASK) != 0U) || (c->next_table > c->tables_num) ||
-	    (pmem_ptr(&env->mem, c->tables_pa, c->tables_num * XLAT_TABLE_BYTES) == NULL)) {
+	    !pmem_contains(&env->mem, c->tables_pa, c->tables_num * XLAT_TABLE_BYTES)) {
 		return -EINVAL;
 	}
 	if (((c->flags & XLAT_F_REMAPPED) != 0U) &&
@@ -95,7 +105,7 @@ int xlat_ctx_validate(const struct xlat_env *env, const struct xlat_ctx *c)
 		    ((c->alloc_va & (XLAT_L3_SPAN - 1U)) != 0U) ||
 		    !xlat_va_in_ctx(c, c->alloc_va, c->alloc_pages << XLAT_GRANULE_SHIFT) ||
 		    ((c->alloc_pa & XLAT_GRANULE_MASK) != 0U) ||
-		    (pmem_ptr(&env->mem, c->alloc_pa, c->alloc_bytes) == NULL)) {
+		    !pmem_contains(&env->mem, c->alloc_pa, c->alloc_bytes)) {
 			return -EINVAL;
 		}
 	}
@@ -109,35 +119,26 @@ uint64_t xlat_ctx_bytes(void)
 
 int xlat_ctx_save(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t pa)
 {
-	void *dst;
-
 	if ((env == NULL) || (ctx == NULL) || ((pa & 7U) != 0U)) {
 		return -EINVAL;
 	}
 	if (xlat_ctx_validate(env, ctx) != 0) {
 		return -EINVAL;
 	}
-	dst = pmem_ptr(&env->mem, pa, sizeof(*ctx));
-	if (dst == NULL) {
-		return -EFAULT;
-	}
-	memcpy(dst, ctx, sizeof(*ctx));
-	return 0;
+	/* Copied window by window: a context may straddle a window boundary. */
+	return pmem_write(&env->mem, pa, ctx, sizeof(*ctx));
 }
 
 int xlat_ctx_load(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t pa)
 {
 	struct xlat_ctx c;
-	const void *src;
 
 	if ((env == NULL) || (ctx == NULL) || ((pa & 7U) != 0U)) {
 		return -EINVAL;
 	}
-	src = pmem_ptr(&env->mem, pa, sizeof(c));
-	if (src == NULL) {
+	if (pmem_read(&env->mem, pa, &c, sizeof(c)) != 0) {
 		return -EFAULT;
 	}
-	memcpy(&c, src, sizeof(c));
 	if (xlat_ctx_validate(env, &c) != 0) {
 		return -EINVAL;
 	}

@@ -30,6 +30,9 @@
 #define XLAT_TLBI_RING		64U
 #define XLAT_CTX_MAGIC		0x4c46414658435458ULL	/* "XTCXFAFL" */
 
+/* The walkers translate a table with pmem_page_rd()/pmem_page_wr(). */
+_Static_assert(XLAT_TABLE_BYTES == PMEM_PAGE_BYTES, "a translation table is one pmem page");
+
 /* Context flags. */
 #define XLAT_F_LPA2		(1U << 0)	/* FEAT_LPA2: 52-bit VA/PA, level -1 */
 #define XLAT_F_CFG		(1U << 8)	/* configuration validated */
@@ -112,8 +115,13 @@ static inline uint32_t table_entries(const struct xlat_ctx *ctx, int level)
 	return XLAT_TABLE_ENTRIES;
 }
 
-/* Environment. */
-int xlat_env_init(struct xlat_env *env, void *base, uint64_t pa_base, uint64_t size);
+/*
+ * Environment: DRAM [pa_base, pa_base + size) in windows of 2^window_shift
+ * bytes (pmem.h; PMEM_WINDOW_SHIFT unless measuring), nothing mapped yet.
+ * xlat_env_fini() gives every window back; the caller calls it once.
+ */
+int xlat_env_init(struct xlat_env *env, uint64_t pa_base, uint64_t size, uint32_t window_shift);
+void xlat_env_fini(struct xlat_env *env);
 void xlat_tlbi_clear(struct xlat_env *env);
 
 /* Base level from the VA size (TF-RMM GET_XLAT_TABLE_LEVEL_BASE()). */

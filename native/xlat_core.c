@@ -221,8 +221,8 @@ struct build {
 
 static uint64_t *build_table(struct build *b, uint64_t table_pa)
 {
-	/* The array was bounds-checked whole before the build started. */
-	return (uint64_t *)pmem_ptr(&b->env->mem, table_pa, XLAT_TABLE_BYTES);
+	/* The array was bounds-checked and backed whole before the build started. */
+	return (uint64_t *)pmem_page_wr(&b->env->mem, table_pa);
 }
 
 /*
@@ -331,7 +331,6 @@ static int ctx_init_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t 
 	struct xlat_ctx c;
 	struct build b;
 	uint64_t needed;
-	void *tables;
 
 	if ((env == NULL) || (ctx == NULL) || (ctx->magic != XLAT_CTX_MAGIC) ||
 	    ((ctx->flags & XLAT_F_CFG) == 0U)) {
@@ -344,8 +343,7 @@ static int ctx_init_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t 
 	    (ntables > (env->mem.size / XLAT_TABLE_BYTES))) {
 		return -EINVAL;
 	}
-	tables = pmem_ptr(&env->mem, tables_pa, ntables * XLAT_TABLE_BYTES);
-	if (tables == NULL) {
+	if (!pmem_contains(&env->mem, tables_pa, ntables * XLAT_TABLE_BYTES)) {
 		return -EFAULT;
 	}
 	if (remapped && (((tbls_va & XLAT_GRANULE_MASK) != 0U) ||
@@ -356,7 +354,7 @@ static int ctx_init_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t 
 		if ((alloc_pa & XLAT_GRANULE_MASK) != 0U) {
 			return -EINVAL;
 		}
-		if (pmem_ptr(&env->mem, alloc_pa, ctx->alloc_bytes) == NULL) {
+		if (!pmem_contains(&env->mem, alloc_pa, ctx->alloc_bytes)) {
 			return -EFAULT;
 		}
 		if (ranges_overlap(alloc_pa, ctx->alloc_bytes, tables_pa, ntables * XLAT_TABLE_BYTES)) {
@@ -382,7 +380,18 @@ static int ctx_init_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t 
 		return -ENOMEM;
 	}
 
-	memset(tables, 0, ntables * XLAT_TABLE_BYTES);
+	/*
+	 * Back what the build writes before writing a byte, so that a host
+	 * refusal changes nothing: the bitmap first (it alone must be
+	 * contiguous, and backing it may move windows), then every window of
+	 * the table array (which moves none).  Then zero the array, handing its
+	 * pages back to the host.
+	 */
+	if (((c.alloc_pages != 0U) && (pmem_wr(&env->mem, alloc_pa, c.alloc_bytes) == NULL)) ||
+	    (pmem_map(&env->mem, tables_pa, ntables * XLAT_TABLE_BYTES) != 0)) {
+		return -ENOMEM;
+	}
+	(void)pmem_clear(&env->mem, tables_pa, ntables * XLAT_TABLE_BYTES);	/* in range: checked above */
 	memset(&b, 0, sizeof(b));
 	b.env = env;
 	b.ctx = &c;

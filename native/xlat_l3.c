@@ -121,7 +121,7 @@ static int apply(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, uint
 		uint64_t stop = (chunk_end(cur) < end) ? chunk_end(cur) : end;
 		uint32_t idx;
 
-		if ((xlat_walk_to(env, ctx, cur, &w) != 0) || (w.level != XLAT_LEVEL_MAX)) {
+		if ((xlat_walk_to_write(env, ctx, cur, &w) != 0) || (w.level != XLAT_LEVEL_MAX)) {
 			return -EFAULT;
 		}
 		if (cur == va) {
@@ -147,7 +147,7 @@ static int apply(struct xlat_env *env, struct xlat_ctx *ctx, enum l3_op op, uint
 		if (cur == va) {
 			w = first;
 		} else {
-			(void)xlat_walk_to(env, ctx, cur, &w);	/* succeeded in pass 1 */
+			(void)xlat_walk_to_write(env, ctx, cur, &w);	/* succeeded in pass 1 */
 		}
 		idx = w.idx[XLAT_LEVEL_MAX + 1];
 		for (uint64_t p = cur; p < stop; p += XLAT_GRANULE_SIZE, idx++) {
@@ -222,7 +222,7 @@ static int map_in_one_table(struct xlat_env *env, struct xlat_ctx *ctx, struct v
 	struct walk w;
 	uint64_t *e;
 
-	if ((xlat_walk_to(env, ctx, va, &w) != 0) || (w.level != XLAT_LEVEL_MAX) || !w.path_transient) {
+	if ((xlat_walk_to_write(env, ctx, va, &w) != 0) || (w.level != XLAT_LEVEL_MAX) || !w.path_transient) {
 		return -EIO;
 	}
 	e = &w.table[XLAT_LEVEL_MAX + 1][w.idx[XLAT_LEVEL_MAX + 1]];

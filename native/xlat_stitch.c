@@ -48,7 +48,7 @@ int xlat_stitch_tables_l1(struct xlat_env *env, struct xlat_ctx *parent,
 		return -EINVAL;
 	}
 	*stitched = 0U;
-	ret = xlat_walk_to(env, parent, va_start, &pw);
+	ret = xlat_walk_to_write(env, parent, va_start, &pw);
 	if (ret != 0) {
 		return ret;
 	}

@@ -17,7 +17,7 @@
  * CPU reaches it through the mapping of the array, which is one contiguous
  * block: a table outside that block would fault, so it is refused here.
  */
-uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa)
+const uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa)
 {
 	uint64_t addr = table_pa;
 
@@ -33,17 +33,21 @@ uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx
 		}
 		addr = va - (uint64_t)ctx->tbls_va_to_pa_diff;
 	}
-	return (uint64_t *)pmem_ptr(&env->mem, addr, XLAT_TABLE_BYTES);
+	return (const uint64_t *)pmem_page_rd(&env->mem, addr);
 }
 
 /*
- * xlat_walk_to() - descend from the base table towards @va.
+ * walk_to() - descend from the base table towards @va.
  *
  * Stops at the first entry that is not a table descriptor, or at level 3
  * (TF-RMM find_xlat_last_table()).  Returns -EFAULT for a VA outside the
- * context (including base_va + va_size) or a table address outside memory.
+ * context (including base_va + va_size) or a table address outside memory,
+ * and, for a walk that will write, when the host refuses to back a table.
+ * A reading walk maps nothing: a table never written is the shared page of
+ * zeros (pmem.h), so its entries read as INVALID and must not be written.
  */
-int xlat_walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, struct walk *w)
+static inline int walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va,
+			  struct walk *w, bool write)
 {
 	const bool lpa2 = ctx_lpa2(ctx);
 	const bool remap = (env->mmu_on != 0U) && ((ctx->flags & XLAT_F_REMAPPED) != 0U);
@@ -67,7 +71,8 @@ int xlat_walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_
 		if (remap && (((table_pa + diff) - ctx->tbls_va) >= window)) {
 			return -EFAULT;
 		}
-		table = (uint64_t *)pmem_ptr(&env->mem, table_pa, XLAT_TABLE_BYTES);
+		table = write ? (uint64_t *)pmem_page_wr(&env->mem, table_pa) :
+			(uint64_t *)(uintptr_t)pmem_page_rd(&env->mem, table_pa);
 		if ((table == NULL) || (idx >= entries)) {
 			return -EFAULT;
 		}
@@ -88,6 +93,16 @@ int xlat_walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_
 		base_va += (uint64_t)idx << XLAT_ADDR_SHIFT(level);
 		level++;
 	}
+}
+
+int xlat_walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, struct walk *w)
+{
+	return walk_to(env, ctx, va, w, false);
+}
+
+int xlat_walk_to_write(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, struct walk *w)
+{
+	return walk_to(env, ctx, va, w, true);
 }
 
 int xlat_get_llt_from_va(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va,

@@ -23,7 +23,7 @@ struct xlat_llt {
 
 /* A walk from the root of a context towards one VA, for the other sources. */
 struct walk {
-	uint64_t *table[XLAT_LEVEL_SLOTS];	/* host pointer of the table at each level */
+	uint64_t *table[XLAT_LEVEL_SLOTS];	/* host pointer of the table at each level (see xlat_walk_to) */
 	uint32_t idx[XLAT_LEVEL_SLOTS];		/* entry index of the VA at each level */
 	uint64_t table_pa;			/* last table reached */
 	uint64_t base_va;			/* VA of its entry 0 */
@@ -38,11 +38,18 @@ static inline uint64_t *walk_entry(struct walk *w, int level)
 	return &w->table[level + 1][w->idx[level + 1]];
 }
 
-/* Host pointer of a table as the software walker reaches it, or NULL. */
-uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa);
+/* Host pointer of a table as the software walker reaches it, for reading, or NULL. */
+const uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa);
 
-/* Descend from the base table towards @va; 0 or -EFAULT. */
+/*
+ * Descend from the base table towards @va; 0 or -EFAULT.  xlat_walk_to()
+ * is for reading: it maps nothing, and a table never written is the shared
+ * page of zeros, read-only (pmem.h), so nothing may be written through
+ * w->table.  xlat_walk_to_write() backs every table it reaches, for callers
+ * that write entries.
+ */
 int xlat_walk_to(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, struct walk *w);
+int xlat_walk_to_write(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va, struct walk *w);
 
 /* Walkers. */
 int xlat_get_llt_from_va(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t va,

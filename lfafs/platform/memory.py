@@ -66,4 +66,12 @@ def reserve_args(align: int = PAGE, *, local_cpu: bool = False) -> int:
 
 
 def make_dram(base: int, size: int) -> Memory:
+    """A node's DRAM [base, base + size): 4 KB aligned, any size below 2**52.
+
+    A sparse store (docs/decisions/0008-sparse-dram.md): creating it maps
+    nothing; the node pays host memory for the pages it writes and 1 GiB of
+    address space for each 1 GiB window it writes in, so thousands of
+    multi-terabyte nodes fit in one process.  Zeroing (Memory.zero) never
+    costs memory and hands written pages back.
+    """
     return Memory(size, base_pa=base)

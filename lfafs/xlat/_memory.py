@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import mmap
 import threading
 
 import attrs
@@ -22,7 +21,15 @@ class TlbiLog:
 
 
 class Memory:
-    """Emulated DRAM: one sparse anonymous mapping; untouched pages cost nothing.
+    """Emulated DRAM: a sparse store in the native core (docs/decisions/0008-sparse-dram.md).
+
+    DRAM is cut into windows of ``window`` bytes (1 GiB unless measuring).
+    A window costs nothing until something in it is written; then it gets a
+    host mapping of its own, backed page by page as pages are written.  So
+    a 4 TB node that writes a few megabytes costs a few megabytes of host
+    memory and a window of address space per window written, and memory
+    never written reads as zero.  Writing whole pages of zeros, or zeroing
+    a range, hands their host memory back.
 
     It also carries the state of the CPU that uses it: the MMU enable bit
     (SCTLR_EL2.M) and the log of TLB invalidations.  One lock serialises
@@ -30,7 +37,10 @@ class Memory:
     once.
     """
 
-    def __init__(self, size: int, *, base_pa: int = 0) -> None:
+    WINDOW = 1 << lib.PMEM_WINDOW_SHIFT
+    MAX_WINDOWS = lib.PMEM_MAX_WINDOWS
+
+    def __init__(self, size: int, *, base_pa: int = 0, window: int | None = None) -> None:
         u64("size", size)
         u64("base_pa", base_pa)
         if size == 0 or size % PAGE or base_pa % PAGE or base_pa + size > lib.XLAT_MAX_PA_LPA2:
@@ -38,24 +48,40 @@ class Memory:
                 errno.EINVAL, "Memory",
                 f"size {size:#x} and base_pa {base_pa:#x} must be non-zero 4 KB multiples below 2**52",
             )
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
-        try:
-            self._map = mmap.mmap(-1, size, flags=flags)
-        except OSError as e:
-            raise XlatError(e.errno or errno.ENOMEM, "Memory",
-                            f"the host refused a sparse mapping of {size:#x} bytes; use a smaller DRAM size") from e
-        self._buf = ffi.from_buffer(self._map)
-        self._env = ffi.new("struct xlat_env *")
-        call("Memory", lib.xlat_env_init, self._env, self._buf, base_pa, size)
+        if window is None:
+            # The default window, doubled until the directory fits (DRAM beyond 64 TiB).
+            window = self.WINDOW
+            while -(-size // window) > self.MAX_WINDOWS:
+                window *= 2
+        shift = window.bit_length() - 1 if isinstance(window, int) and window > 0 else -1
+        if (shift < 0 or window != 1 << shift
+                or not lib.PMEM_WINDOW_SHIFT_MIN <= shift <= lib.PMEM_WINDOW_SHIFT_MAX):
+            raise XlatError(errno.EINVAL, "Memory", f"window {window!r} must be a power of two from 4 KB to 2**52")
+        if -(-size // window) > self.MAX_WINDOWS:
+            raise XlatError(
+                errno.EINVAL, "Memory",
+                f"size {size:#x} needs more than {self.MAX_WINDOWS} windows of {window:#x} bytes; "
+                f"the largest DRAM is {self.MAX_WINDOWS * window:#x}",
+            )
+        env = ffi.new("struct xlat_env *")
+        call("Memory", lib.xlat_env_init, env, base_pa, size, shift)
+        # Every window the store mapped is unmapped when this Memory goes.
+        self._env = ffi.gc(env, lib.xlat_env_fini)
+        self._mem = ffi.addressof(self._env, "mem")
+        self._word = ffi.new("uint64_t *")  # read64's result, read under the lock
         self.lock = threading.RLock()
         self.base_pa = base_pa
         self.size = size
+        self.window = window
 
     @property
     def end_pa(self) -> int:
         return self.base_pa + self.size
 
-    def _offset(self, pa: int, n: int, op: str) -> int:
+    def _check(self, pa: int, n: int, op: str) -> None:
+        # The common case in one comparison chain; the C store checks again.
+        if type(pa) is int and type(n) is int and self.base_pa <= pa and 0 <= n and pa + n <= self.base_pa + self.size:
+            return
         u64("pa", pa)
         u64("length", n)
         if pa < self.base_pa or pa + n > self.end_pa:
@@ -63,31 +89,42 @@ class Memory:
                 errno.EFAULT, op,
                 f"[{pa:#x}, {pa + n:#x}) is outside memory [{self.base_pa:#x}, {self.end_pa:#x})",
             )
-        return pa - self.base_pa
 
     def read(self, pa: int, n: int) -> bytes:
-        off = self._offset(pa, n, "read")
-        with self.lock:
-            return self._map[off:off + n]
+        """``n`` bytes at ``pa``; never-written memory reads as zero and stays unbacked."""
+        self._check(pa, n, "read")
+        buf = ffi.new("char[]", n)
+        call("read", lib.pmem_read, self._mem, pa, buf, n, lock=self.lock)
+        return ffi.unpack(buf, n)
 
     def write(self, pa: int, data: bytes) -> None:
-        off = self._offset(pa, len(data), "write")
-        with self.lock:
-            self._map[off:off + len(data)] = data
+        """Store ``data`` at ``pa``; whole pages of zeros are handed back rather than written."""
+        n = len(data)
+        self._check(pa, n, "write")
+        call("write", lib.pmem_write, self._mem, pa, ffi.from_buffer(data), n, lock=self.lock,
+             detail=("the host refused to map memory for [{:#x}, {:#x})", pa, pa + n))
 
     def read64(self, pa: int) -> int:
-        return int.from_bytes(self.read(pa, 8), "little")
+        self._check(pa, 8, "read")
+        return call("read", lib.pmem_read, self._mem, pa, self._word, 8, lock=self.lock, out=self._word)
 
     def write64(self, pa: int, value: int) -> None:
-        self.write(pa, u64("value", value).to_bytes(8, "little"))
+        self._check(pa, 8, "write")
+        call("write", lib.pmem_write, self._mem, pa, ffi.new("uint64_t *", u64("value", value)), 8,
+             lock=self.lock, detail=("the host refused to map memory for [{:#x}, {:#x})", pa, pa + 8))
 
     def zero(self, pa: int, n: int) -> None:
-        off = self._offset(pa, n, "zero")
-        chunk = bytes(min(n, 1 << 20))
+        """Make [pa, pa + n) read as zero; costs nothing where never written, and frees whole pages."""
+        self._check(pa, n, "zero")
+        call("zero", lib.pmem_zero, self._mem, pa, n, lock=self.lock)
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Host address space this memory holds: the windows written so far (host memory is less)."""
+        out = ffi.new("uint64_t[2]")
         with self.lock:
-            for start in range(off, off + n, len(chunk) or 1):
-                end = min(start + len(chunk), off + n)
-                self._map[start:end] = chunk[: end - start]
+            lib.pmem_usage(self._mem, out, out + 1)
+        return int(out[1])
 
     @property
     def mmu_on(self) -> bool:

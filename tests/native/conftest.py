@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from lfafs.xlat import PAGE, Context, Memory, Region
 
 DRAM_BASE = 0x8000_0000
+
+# LFAFS_PMEM_WINDOW=16384 runs every native test over windows of 16 KB, so
+# that table arrays, bitmaps and saved contexts straddle window boundaries
+# everywhere and the store joins windows all the time (.ci/sanitize does).
+if os.environ.get("LFAFS_PMEM_WINDOW"):
+    Memory.WINDOW = int(os.environ["LFAFS_PMEM_WINDOW"], 0)
 
 
 class Layout:
