@@ -26,6 +26,7 @@ from lfafs.platform import images
 from lfafs.platform.activators import Collaborators, make_activator
 from lfafs.platform.agent import Agent, WarmReset
 from lfafs.platform.faults import Fault, FaultTable, make_fault
+from lfafs.platform.ffa import is_ffa_fid
 from lfafs.platform.holding_pen import HoldingPen
 from lfafs.platform.memory import make_dram
 from lfafs.platform.plat_lfa import Component, PlatformError, PlatLfa, uuid_regs
@@ -34,6 +35,8 @@ from lfafs.platform.psci import PSCI_FIDS, PSCI_VERSION_1_1, AffinityState, Psci
 from lfafs.platform.rmmd import RMM_FIDS, Rmmd
 from lfafs.platform.topology import MAX_CPUS, Topology
 from lfafs.platform.trace import ActivationReport, Recorder, SmcTrace
+from lfafs.platform.uefi_machine import Regs8, UefiMachine, flash_from_state, flash_to_state
+from lfafs.platform.variable_store import SecureStorage
 from lfafs.smccc import INVALID_COMPONENT, SMC_UNK, Fid, RmmBootStatus, Version, u64
 
 WORLDS = ("ns", "secure", "realm")
@@ -48,8 +51,8 @@ class Regs(NamedTuple):
     x5: int
 
 
-class Platform:
-    """An emulated Arm platform with an EL3 LFA agent and an RMM."""
+class Platform(UefiMachine):
+    """An emulated Arm platform with an EL3 LFA agent, an RMM and (uefi_machine.py) UEFI over FF-A."""
 
     @classmethod
     def from_profile(cls, name_or_path: str | pathlib.Path = DEFAULT_PROFILE, *, cpus: int | None = None) -> Platform:
@@ -70,6 +73,7 @@ class Platform:
         self.port = PlatLfa(profile, self.faults, self.recorder)
         self.port.flash_changed = self._flash_changed
         self.flash_changed: Callable[[Platform], None] | None = None  # the service persists the flash
+        self.secure_flash = SecureStorage(changed=self._flash_changed)  # the variable SP's NV store
         self._cold_reset()
 
     # -- power ---------------------------------------------------------------------------
@@ -100,6 +104,7 @@ class Platform:
             valid_ns_entry=self.valid_ns_entry, reset_latched=lambda: self.agent.current.reset, rmmd=self.rmmd)
         for c in self.components:
             c.activator = make_activator(c, self._collaborators)
+        self._power_on_uefi()
 
     def reset(self) -> None:
         """Platform cold reset: RMM memory and realms are gone, as on a real reboot."""
@@ -148,7 +153,7 @@ class Platform:
         ns_top = p.dram_base + p.dram_size - p.secure_dram_size
         if not p.dram_base <= ep < ns_top:
             return False
-        return p.secure_dram_size > 0 or not r.base <= ep < r.limit + 4096
+        return p.secure_dram_size > 0 or r is None or not r.base <= ep < r.limit + 4096
 
     # -- the component table and its flash (plat_lfa.py) ------------------------------------
 
@@ -173,6 +178,7 @@ class Platform:
         self._check_table_change()
         c = self.port.add(spec)
         c.activator = make_activator(c, self._collaborators)
+        self._link_variable_sp()
         self.agent.table_changed()
         self._flash_changed()
         return c
@@ -194,15 +200,24 @@ class Platform:
             self.flash_changed(self)
 
     def flash_state(self) -> dict:
-        """What survives a power cycle: the component table, versions and staged images."""
-        return self.port.flash_state()
+        """What survives a power cycle: the component table, versions and staged images.
+
+        With UEFI, also "secure_flash": the variable SP's NV store (uefi_stack.flash_to_state);
+        a saved state without it restores an empty store, provisioned from the profile.
+        """
+        state = self.port.flash_state()
+        if self.uefi is not None:
+            state["secure_flash"] = flash_to_state(self.secure_flash)
+        return state
 
     def staged_images(self) -> dict[str, bytes]:
         return self.port.staged_images()
 
     def restore_flash(self, state: dict, images_by_guid: dict[str, bytes]) -> None:
         """Apply a saved flash before anything runs, then boot again with it."""
+        objects = flash_from_state(state["secure_flash"]) if "secure_flash" in state else {}
         self.port.restore(state, images_by_guid)
+        self.secure_flash.objects = objects
         self.agent.table_changed()
         self._cold_reset()
 
@@ -250,23 +265,27 @@ class Platform:
         self._check_cpu(cpu)
         if world not in WORLDS:
             raise PlatformError(f"world must be one of {', '.join(WORLDS)}")
-        x = [u64(fid), u64(x1), u64(x2), u64(x3), u64(x4), 0]
+        x = [u64(fid), u64(x1), u64(x2), u64(x3), u64(x4), 0, 0, 0]
         args = tuple(x[1:5])
         async with self._cpu_lock[cpu]:
             start = trio.current_time()
-            await self._dispatch(cpu, world, x)
-            result = Regs(*x)
-            self.trace.add(cpu, world, u64(fid), args, tuple(result), start, trio.current_time() - start)
+            decoded = await self._dispatch(cpu, world, x)
+            result = Regs(*x[:6])
+            self.trace.add(cpu, world, u64(fid), args, tuple(result), start, trio.current_time() - start,
+                           decoded=decoded or "")
         return result
 
-    async def _dispatch(self, cpu: int, world: str, x: list[int]) -> None:
+    async def _dispatch(self, cpu: int, world: str, x: list[int]) -> str | None:
+        """Handle the SMC in ``x`` (x0..x7, answered in place); FF-A calls return their decoded trace text."""
         fid = x[0] & 0xFFFF_FFFF  # the generic entry reads only w0 (TF-A common/runtime_svc.c)
         fast = bool(fid & (1 << 31))
         if fast and fid & (0x7F << 17):
             x[0] = SMC_UNK
-            return
+            return None
         fid &= ~(1 << 16)  # the SVE hint bit is cleared before dispatch
         x[0] = fid
+        if is_ffa_fid(fid):
+            return await self._ffa(world, x)
         if Fid.LFA_VERSION <= fid <= Fid.LFA_CANCEL:
             await self._lfa(cpu, x)
         elif fid in PSCI_FIDS:
@@ -278,6 +297,7 @@ class Platform:
                 self.rmmd.handle_smc(world, fid, x)
         else:
             x[0] = SMC_UNK  # SMC32 LFA forms, 0xC40002E7, anything else
+        return None
 
     def _psci(self, cpu: int, world: str, fid: int, x: list[int]) -> None:
         """PSCI from the Normal world (TF-A lib/psci/psci_main.c, the handlers LFA tests use)."""
@@ -330,4 +350,4 @@ class Platform:
         self.recorder.leave_activate(report, x[0], x[1], warm_reset)
 
 
-__all__ = ["MAX_CPUS", "Platform", "PlatformError", "Regs", "WarmReset", "uuid_regs"]
+__all__ = ["MAX_CPUS", "Platform", "PlatformError", "Regs", "Regs8", "WarmReset", "uuid_regs"]

@@ -11,29 +11,26 @@ import importlib.resources
 import pathlib
 import re
 import tomllib
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from lfafs.platform.component_spec import (  # re-exported: the public names stay here too
+    ComponentSpec,
+    SpecError,
+    component_spec,
+)
 from lfafs.platform.topology import MAX_CPUS, Topology
-from lfafs.smccc import ActivatorKind, Version
+from lfafs.platform.uefi_profile import UefiSpec, UefiSpecError, uefi_spec
+from lfafs.smccc import Version
 
-ACTIVATORS = ("none", *(k.value for k in ActivatorKind))
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 GB = 1 << 30
+MIN_DRAM = 64 << 20
+MAX_DRAM = 4 << 40  # the largest node lfafs models; the sparse store (native/pmem.c) goes further
+MAX_PA = 1 << 48
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-class SpecError(ValueError):
-    """A component description that cannot be used: ``field`` and what is wrong."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 class ProfileError(ValueError):
@@ -63,122 +60,7 @@ def parse_size(value: object) -> int:
     raise ValueError(f"expected a size in bytes or like '2G', got {value!r}")
 
 
-def _seconds(field: str):
-    def check(_inst, _attr, value) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
-            raise SpecError(f"latency.{field}", f"expected seconds in [0, 3600], got {value!r}")
-    return check
-
-
-@attrs.frozen
-class Latencies:
-    """Modelled time, in seconds, of the slow parts of an activation."""
-
-    load: float = attrs.field(default=0.0, validator=_seconds("load"))  # platform load and auth at PRIME
-    prime: float = attrs.field(default=0.0, validator=_seconds("prime"))
-    activate: float = attrs.field(default=0.0, validator=_seconds("activate"))
-
-
-def _check_name(_inst, _attr, name) -> None:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise SpecError("name", f"{name!r} must be 1-32 of a-z 0-9 _ -, starting with a letter or digit")
-
-
-def _check_activator(_inst, _attr, activator) -> None:
-    if activator not in ACTIVATORS:
-        raise SpecError("activator", f"{activator!r} is not one of {', '.join(ACTIVATORS)}")
-
-
-def _check_bool(field: str):
-    def check(_inst, _attr, value) -> None:
-        if not isinstance(value, bool):
-            raise SpecError(field, f"expected true or false, got {value!r}")
-    return check
-
-
-def _to_version(value: object) -> Version:
-    try:
-        return Version.parse(value)
-    except ValueError as e:
-        raise SpecError("version", str(e)) from None
-
-
-def _to_guid(value: object) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    if not isinstance(value, str):
-        raise SpecError("guid", f"expected a GUID string, got {value!r}")
-    try:
-        return uuid.UUID(value)
-    except ValueError as e:
-        raise SpecError("guid", f"{value!r}: {e}") from None
-
-
-@attrs.frozen
-class ComponentSpec:
-    """One LFA component as a profile, a saved flash or ``ctl component add`` describes it.
-
-    The validators are the single definition of a valid component: the
-    TOML loader, the flash restore and the control command all build one
-    through them (or through :func:`component_spec`).
-    """
-
-    name: str = attrs.field(validator=_check_name)
-    guid: uuid.UUID = attrs.field(converter=_to_guid)
-    activator: str = attrs.field(validator=_check_activator)
-    version: Version = attrs.field(converter=_to_version)
-    may_reset_cpu: bool = attrs.field(validator=_check_bool("may_reset_cpu"))
-    cpu_rendezvous_required: bool = attrs.field(validator=_check_bool("cpu_rendezvous"))
-    latencies: Latencies = Latencies()
-
-    def __attrs_post_init__(self) -> None:
-        if self.activator == "none" and self.may_reset_cpu:
-            raise SpecError("activator", "a component without an activator has no may_reset_cpu or cpu_rendezvous")
-        if self.activator in (ActivatorKind.RMM, ActivatorKind.BL31) and not self.cpu_rendezvous_required:
-            raise SpecError("cpu_rendezvous", f"the {self.activator} activator needs the CPU rendezvous")
-
-    @property
-    def activation_capable(self) -> bool:
-        return self.activator != "none"
-
-
-COMPONENT_FIELDS = ("name", "guid", "activator", "version", "may_reset_cpu", "cpu_rendezvous", "latency")
-
-
-def component_spec(raw: Mapping[str, Any]) -> ComponentSpec:
-    """A component from a table of the profile's ``[[component]]`` form; SpecError names the field."""
-    if not isinstance(raw, Mapping):
-        raise SpecError("component", "expected a table")
-    for key in raw:
-        if key not in COMPONENT_FIELDS:
-            raise SpecError(str(key), f"unknown field (known: {', '.join(sorted(COMPONENT_FIELDS))})")
-    for key in ("name", "guid", "version"):
-        if key not in raw:
-            raise SpecError(key, "is required")
-        if not isinstance(raw[key], str):
-            raise SpecError(key, f"expected a string, got {raw[key]!r}")
-    activator = raw.get("activator", "generic")
-    if not isinstance(activator, str):
-        raise SpecError("activator", f"expected a string, got {activator!r}")
-    _check_activator(None, None, activator)
-    reset_default, rendezvous_default = _KIND_DEFAULTS[activator]
-    rendezvous = raw.get("cpu_rendezvous", "required" if rendezvous_default else "optional")
-    if rendezvous not in ("required", "optional"):
-        raise SpecError("cpu_rendezvous", f"{rendezvous!r} is not 'required' or 'optional'")
-    if activator == "none" and "cpu_rendezvous" in raw:
-        raise SpecError("activator", "a component without an activator has no may_reset_cpu or cpu_rendezvous")
-    latency = raw.get("latency", {})
-    if not isinstance(latency, Mapping):
-        raise SpecError("latency", f"expected a table, got {latency!r}")
-    for key in latency:
-        if key not in ("load", "prime", "activate"):
-            raise SpecError(f"latency.{key}", "unknown stage (load, prime, activate)")
-    lat = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in latency.items()}
-    return ComponentSpec(name=raw["name"], guid=raw["guid"], activator=activator, version=raw["version"],
-                         may_reset_cpu=raw.get("may_reset_cpu", reset_default),
-                         cpu_rendezvous_required=rendezvous == "required", latencies=Latencies(**lat))
-
-
+RMM_FIELDS = ("va_pool_size", "compat_reserve_mem", "base", "payload_size", "limit", "version", "release")
 RMM_RELEASES = ("main", "v0.9")  # TF-RMM main: a per-CPU region token per CPU; v0.9: glob_data's PA everywhere
 
 
@@ -211,7 +93,7 @@ class Profile:
     dram_size: int
     inventory_versions: bool  # GET_INVENTORY fills x4/x5 (DEN0147); TF-A leaves them as the caller set them
     auth_key: bytes
-    rmm: RmmSpec
+    rmm: RmmSpec | None  # None: no RMM component and no [rmm] table (a machine without RME)
     components: tuple[ComponentSpec, ...]
     topology: Topology | None = None  # None: Topology.flat(cpus)
     activation_pending: str = "staged"  # "hardwired": every capable component is pending (TF-A fvp_lfa.c)
@@ -219,23 +101,13 @@ class Profile:
     secure_dram_size: int = 0  # the top of DRAM that is not Non-secure (TF-A arm_def.h, ARM_TZC_DRAM1_SIZE)
     dram2_base: int = 0  # a second Non-secure DRAM bank: a valid warm-reset entry point, never emulated
     dram2_size: int = 0
+    uefi: UefiSpec = UefiSpec()  # the [uefi] table (uefi_profile.py)
 
     def component(self, key: str) -> ComponentSpec:
         for c in self.components:
             if c.name == key or str(c.guid) == key.lower():
                 return c
         raise KeyError(key)
-
-
-# Defaults per activator kind: (may_reset_cpu, cpu_rendezvous required), as TF-A's activators
-# declare them (docs/smc-abi.md, 'Activators').
-_KIND_DEFAULTS = {
-    "none": (False, False),
-    "generic": (False, True),
-    "bl31": (True, True),
-    "rmm": (False, True),
-    "sp": (False, False),
-}
 
 
 def embedded_names() -> list[str]:
@@ -304,7 +176,7 @@ def _component(raw: Any, source: str, where: str) -> ComponentSpec:
 
 TOP_FIELDS = ("name", "description", "base", "cpus", "topology", "dram_base", "dram_size", "secure_dram_size",
               "dram2_base", "dram2_size", "inventory_versions", "activation_pending", "notification",
-              "auth_key", "rmm", "component")
+              "auth_key", "rmm", "component", "uefi")
 PENDING_POLICIES = ("staged", "hardwired")
 NOTIFICATION_SOURCES = ("none", "acpi", "dt")
 
@@ -319,7 +191,8 @@ def _flatten(data: Mapping[str, Any], source: str, depth: int = 0) -> tuple[dict
     if "base" in data:
         base_name = _get(data, "base", source, "base", str)
         if base_name not in embedded_names():
-            raise ProfileError(source, "base", f"{base_name!r} is not an embedded profile ({', '.join(embedded_names())})")
+            raise ProfileError(source, "base",
+                           f"{base_name!r} is not an embedded profile ({', '.join(embedded_names())})")
         if depth > 4:
             raise ProfileError(source, "base", "profiles based on each other more than 4 deep")
         base_source, base_data = _read(base_name)
@@ -329,8 +202,9 @@ def _flatten(data: Mapping[str, Any], source: str, depth: int = 0) -> tuple[dict
         merged.pop("topology", None)  # a new CPU count without a layout: the default layout
     if "topology" in data and "cpus" not in data:
         merged.pop("cpus", None)  # a new layout: its CPU count
-    merged.update({k: v for k, v in data.items() if k not in ("component", "rmm", "base")})
-    merged["rmm"] = rmm
+    uefi = {**merged.get("uefi", {}), **_get(data, "uefi", source, "uefi", dict, {})}
+    merged.update({k: v for k, v in data.items() if k not in ("component", "rmm", "base", "uefi")})
+    merged["rmm"], merged["uefi"] = rmm, uefi
     for raw in _get(data, "component", source, "component", list, []):
         name = raw.get("name") if isinstance(raw, dict) else None
         same = [i for i, (_, c) in enumerate(components) if isinstance(c, dict) and c.get("name") == name]
@@ -362,6 +236,36 @@ def _choice(merged: Mapping[str, Any], key: str, source: str, choices: tuple[str
     return value
 
 
+def _rmm_spec(r: Mapping[str, Any], source: str, dram_base: int, dram_size: int) -> RmmSpec:
+    """The [rmm] table: TF-RMM's build options and the FVP-style carve-out the RMMD owns."""
+    for key in r:
+        if key not in RMM_FIELDS:
+            raise ProfileError(source, f"rmm.{key}", f"unknown field (known: {', '.join(RMM_FIELDS)})")
+    pool = _convert(source, "rmm.va_pool_size", parse_size,
+                    _get(r, "va_pool_size", source, "rmm.va_pool_size", (int, str)))
+    if pool <= 0 or pool % GB or pool >= 512 * GB:
+        raise ProfileError(source, "rmm.va_pool_size",
+                           f"must be a multiple of 1 GB below 512 GB (TF-RMM RMM_VA_POOL_SIZE), got {pool:#x}")
+    rmm = RmmSpec(
+        va_pool_size=pool,
+        compat_reserve_mem=_get(r, "compat_reserve_mem", source, "rmm.compat_reserve_mem", bool, False),
+        base=_get(r, "base", source, "rmm.base", int),
+        payload_size=_get(r, "payload_size", source, "rmm.payload_size", int),
+        limit=_get(r, "limit", source, "rmm.limit", int),
+        version=_convert(source, "rmm.version", parse_version, _get(r, "version", source, "rmm.version", str)),
+        release=_get(r, "release", source, "rmm.release", str, "main"),
+    )
+    if rmm.release not in RMM_RELEASES:
+        raise ProfileError(source, "rmm.release", f"{rmm.release!r} is not one of {', '.join(RMM_RELEASES)} (TF-RMM)")
+    if not (dram_base <= rmm.base and rmm.payload_limit < rmm.limit and rmm.limit + 4096 <= dram_base + dram_size):
+        raise ProfileError(source, "rmm", f"the carve-out [{rmm.base:#x}, {rmm.limit + 4096:#x}) must lie in "
+                                          f"DRAM [{dram_base:#x}, {dram_base + dram_size:#x}) with the payload "
+                                          "below the limit")
+    if rmm.base % 4096 or rmm.limit % 4096 or rmm.payload_size % (2 * 4096):
+        raise ProfileError(source, "rmm", "base, limit and payload_size must be 4 KB aligned")
+    return rmm
+
+
 def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Profile:
     merged, raw_components = _flatten(data, source)
 
@@ -376,42 +280,24 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
     secure_dram = _convert(source, "secure_dram_size", parse_size,
                            _get(merged, "secure_dram_size", source, "secure_dram_size", (int, str), 0))
     dram2_base = _get(merged, "dram2_base", source, "dram2_base", int, 0)
-    dram2_size = _convert(source, "dram2_size", parse_size, _get(merged, "dram2_size", source, "dram2_size", (int, str), 0))
+    dram2_size = _convert(source, "dram2_size", parse_size,
+                          _get(merged, "dram2_size", source, "dram2_size", (int, str), 0))
     dram_size = _convert(source, "dram_size", parse_size, _get(merged, "dram_size", source, "dram_size", (int, str)))
-    if dram_base % 4096 or dram_size % (2 << 20) or not (64 << 20) <= dram_size <= (16 << 30):
-        raise ProfileError(source, "dram_size", f"DRAM must be 2 MB aligned, 64 MB..16 GB (base {dram_base:#x}, size {dram_size:#x})")
+    if dram_base % (2 << 20) or dram_size % (2 << 20) or not MIN_DRAM <= dram_size <= MAX_DRAM:
+        raise ProfileError(source, "dram_size", f"DRAM must be 2 MB aligned, 64 MB..4 TB "
+                                                f"(base {dram_base:#x}, size {dram_size:#x})")
+    if dram_base + dram_size > MAX_PA:
+        raise ProfileError(source, "dram_base", f"DRAM must end below 2**48 (the FVP's PA size), "
+                                                f"ends at {dram_base + dram_size:#x}")
     if not 0 <= secure_dram < dram_size or secure_dram % 4096:
-        raise ProfileError(source, "secure_dram_size", f"must be 4 KB aligned and below dram_size, got {secure_dram:#x}")
+        raise ProfileError(source, "secure_dram_size",
+                           f"must be 4 KB aligned and below dram_size, got {secure_dram:#x}")
     if dram2_size < 0 or dram2_base < 0 or dram2_base + dram2_size > 1 << 48 or (
             dram2_size and dram2_base < dram_base + dram_size and dram_base < dram2_base + dram2_size):
         raise ProfileError(source, "dram2_base", "DRAM2 must lie below 2**48 and not overlap DRAM")
     auth_key = _get(merged, "auth_key", source, "auth_key", str)
     if not auth_key:
         raise ProfileError(source, "auth_key", "must not be empty")
-
-    r = merged["rmm"]
-    for key in r:
-        if key not in ("va_pool_size", "compat_reserve_mem", "base", "payload_size", "limit", "version", "release"):
-            raise ProfileError(source, f"rmm.{key}", "unknown field")
-    pool = _convert(source, "rmm.va_pool_size", parse_size, _get(r, "va_pool_size", source, "rmm.va_pool_size", (int, str)))
-    if pool <= 0 or pool % GB or pool >= 512 * GB:
-        raise ProfileError(source, "rmm.va_pool_size", f"must be a multiple of 1 GB below 512 GB (TF-RMM RMM_VA_POOL_SIZE), got {pool:#x}")
-    rmm = RmmSpec(
-        va_pool_size=pool,
-        compat_reserve_mem=_get(r, "compat_reserve_mem", source, "rmm.compat_reserve_mem", bool, False),
-        base=_get(r, "base", source, "rmm.base", int),
-        payload_size=_get(r, "payload_size", source, "rmm.payload_size", int),
-        limit=_get(r, "limit", source, "rmm.limit", int),
-        version=_convert(source, "rmm.version", parse_version, _get(r, "version", source, "rmm.version", str)),
-        release=_get(r, "release", source, "rmm.release", str, "main"),
-    )
-    if rmm.release not in RMM_RELEASES:
-        raise ProfileError(source, "rmm.release", f"{rmm.release!r} is not one of {', '.join(RMM_RELEASES)} (TF-RMM)")
-    if not (dram_base <= rmm.base and rmm.payload_limit < rmm.limit and rmm.limit + 4096 <= dram_base + dram_size):
-        raise ProfileError(source, "rmm", f"the carve-out [{rmm.base:#x}, {rmm.limit + 4096:#x}) must lie in DRAM "
-                                          f"[{dram_base:#x}, {dram_base + dram_size:#x}) with the payload below the limit")
-    if rmm.base % 4096 or rmm.limit % 4096 or rmm.payload_size % (2 * 4096):
-        raise ProfileError(source, "rmm", "base, limit and payload_size must be 4 KB aligned")
 
     components: list[ComponentSpec] = []
     own = 0
@@ -420,15 +306,19 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
         own += where == source
         components.append(_component(raw, where, f"component[{index}]"))
     if not components:
-        raise ProfileError(source, "component", "at least one component is needed (TF-A refuses to start LFA with none)")
+        raise ProfileError(source, "component",
+                           "at least one component is needed (TF-A refuses to start LFA with none)")
     names = [c.name for c in components]
     guids = [c.guid for c in components]
     for field, values in (("name", names), ("guid", guids)):
         dup = {v for v in values if values.count(v) > 1}
         if dup:
-            raise ProfileError(source, f"component.{field}", f"duplicate {field}: {', '.join(map(str, sorted(map(str, dup))))}")
+            listed = ", ".join(sorted(map(str, dup)))
+            raise ProfileError(source, f"component.{field}", f"duplicate {field}: {listed}")
     if sum(1 for c in components if c.activator == "rmm") > 1:
         raise ProfileError(source, "component", "at most one component can use the rmm activator")
+    has_rmm = any(c.activator == "rmm" for c in components)
+    rmm = _rmm_spec(merged["rmm"], source, dram_base, dram_size) if merged["rmm"] or has_rmm else None
 
     return Profile(
         name=name,
@@ -447,4 +337,13 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<profile>") -> Pro
         auth_key=auth_key.encode(),
         rmm=rmm,
         components=tuple(components),
+        uefi=_uefi(merged, source, components),
     )
+
+
+def _uefi(merged: Mapping[str, Any], source: str, components: list[ComponentSpec]) -> UefiSpec:
+    """The [uefi] table (its fields are uefi_profile.py's)."""
+    try:
+        return uefi_spec(merged.get("uefi"), {c.name: c.activator for c in components})
+    except UefiSpecError as e:
+        raise ProfileError(source, f"uefi.{e.field}".rstrip("."), e.problem) from None

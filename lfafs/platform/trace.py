@@ -8,6 +8,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from lfafs.platform.ffa import ffa_fid_name
 from lfafs.platform.psci import PsciFid
 from lfafs.smccc import LfaStatus, Version, fid_name, s64
 
@@ -25,18 +26,19 @@ class SmcRecord:
     start: float  # platform clock (trio), seconds
     duration: float
     mpidr: int = 0  # the CPU's MPIDR_EL1 (topology.py)
+    decoded: str = ""  # FF-A and MM exchanges: what the registers and the MM buffer said
 
     @property
     def name(self) -> str:
         try:
             return f"PSCI_{PsciFid(self.fid & 0xFFFF_FFFF).name}"
         except ValueError:
-            return fid_name(self.fid)
+            return ffa_fid_name(self.fid) or fid_name(self.fid)
 
     def to_dict(self) -> dict:
         return {"seq": self.seq, "cpu": self.cpu, "mpidr": f"{self.mpidr:#x}", "world": self.world, "fid": self.fid,
                 "name": self.name, "args": list(self.args), "result": list(self.result), "start": self.start,
-                "duration": self.duration}
+                "duration": self.duration, **({"decoded": self.decoded} if self.decoded else {})}
 
 
 class SmcTrace:
@@ -47,15 +49,27 @@ class SmcTrace:
         self._seq = 0
         self._t0: float | None = None
         self.mpidr_of = mpidr_of
+        self.boot_records: list[SmcRecord] = []  # the firmware's SMCs of the last power-on
 
     def add(self, cpu: int, world: str, fid: int, args: tuple[int, ...], result: tuple[int, ...],
-            start: float, duration: float) -> SmcRecord:
+            start: float, duration: float, *, decoded: str = "", boot: bool = False) -> SmcRecord:
+        """Record one SMC.
+
+        ``boot`` SMCs (the firmware's own at power-on, before any clock runs) go to
+        ``boot_records`` instead, with seq 0 and start 0: the ring and its sequence
+        numbers count the SMCs of the running platform only.
+        """
+        if boot:
+            mpidr = self.mpidr_of(cpu) if self.mpidr_of is not None else 0
+            rec = SmcRecord(0, cpu, world, fid, args, result, 0.0, duration, mpidr, decoded)
+            self.boot_records.append(rec)
+            return rec
         if self._t0 is None:  # start times count from the first SMC
             self._t0 = start
         start -= self._t0
         self._seq += 1
         mpidr = self.mpidr_of(cpu) if self.mpidr_of is not None else 0
-        rec = SmcRecord(self._seq, cpu, world, fid, args, result, start, duration, mpidr)
+        rec = SmcRecord(self._seq, cpu, world, fid, args, result, start, duration, mpidr, decoded)
         self._ring.append(rec)
         return rec
 
