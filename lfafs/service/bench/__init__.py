@@ -13,9 +13,11 @@ from collections.abc import Callable
 from lfafs.service.bench import activation as _activation
 from lfafs.service.bench import fs as _fs
 from lfafs.service.bench import native as _native
+from lfafs.service.bench import scale as _scale
 
 SUITES: dict[str, Callable[[], dict]] = {"native": _native.native, "activation": _activation.activation,
                                          "fs": _fs.fs}
+SUITES["scale"] = _scale.scale
 
 _LABELS = {
     "pool_pages": ("pages in the pool", ""),
@@ -34,7 +36,9 @@ _LABELS = {
     "fresh_attr_open_read_close_us": ("open/read/close, lfa/<rmm>/activation_pending", "us"),
     "during_activation_cached_read_us": ("during an activation: read name", "us"),
     "during_activation_pending_read_ms": ("during an activation: read activation_pending", "ms"),
-    **{f"activation_ms_{n}_pages": (f"RMM activation, 4 CPUs, {n:,} pages mapped", "ms") for n in _activation.ACTIVATION_PAGES},
+    **{f"activation_ms_{n}_pages": (f"RMM activation, 4 CPUs, {n:,} pages mapped", "ms")
+       for n in _activation.ACTIVATION_PAGES},
+    **{f"activation_ms_{n}_cpus": (f"RMM activation, {n} CPUs", "ms") for n in _scale.CPU_COUNTS},
 }
 
 
