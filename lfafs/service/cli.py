@@ -26,8 +26,8 @@ def _bench(args: argparse.Namespace) -> int:
     names = sorted(bench.SUITES) if args.suite == "all" else [args.suite]
     missing = [n for n in names if n not in bench.SUITES]
     if missing:
-        print(f"lfafs bench: the {missing[0]} benchmark is not available yet; "
-              f"available: {', '.join(sorted(bench.SUITES))}", file=sys.stderr)
+        print(f"lfafs bench: unknown benchmark {missing[0]!r}; available: {', '.join(sorted(bench.SUITES))}, all",
+              file=sys.stderr)
         return 2
     print(bench.run(names, args.json))
     return 0

@@ -2,13 +2,23 @@
 
 Every request is one line ``{"id": ..., "cmd": "...", "args": {...}}`` and
 gets one reply line ``{"id": ..., "ok": true, "result": ...}`` or
-``{"id": ..., "ok": false, "error": {"code": "...", "message": "..."}}``;
+``{"id": ..., "ok": false, "error": {"code": "...", "message": "..."}}``,
+the request's id echoed on every reply it can be read from;
 ``trace --follow`` and ``dmesg --follow`` keep sending ``{"event": ...}``
 lines until the client closes. Requests are validated (size, JSON, known
 command, argument names and types, known component) before anything
 changes, so a bad request gets an error reply and changes nothing. Which
 commands exist and what their arguments are is the registry's business
 (registry.py, commands.py); this module only frames and checks requests.
+
+The server is bounded, so that no client can starve the platform it shares
+a Trio run with: at most MAX_CONNECTIONS are served at once (the others
+wait in the listen queue, and are refused with ``busy`` after QUEUE_WAIT),
+the unfinished requests of all connections together hold at most
+BUFFER_BUDGET bytes (beyond it a request is refused with ``busy``), a
+connection that sends nothing for IDLE_TIMEOUT or does not read its reply
+within SEND_TIMEOUT is closed, and a large request is parsed outside the
+event loop.
 """
 
 from __future__ import annotations
@@ -18,15 +28,29 @@ import binascii
 import errno
 import hashlib
 import json
+import math
 import os
 import socket
 import stat
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import trio
 
+from lfafs.service import mounts
+from lfafs.service.state import StateError
+
 MAX_REQUEST = 32 << 20  # a base64 image of up to 16 MB fits
+MAX_CONNECTIONS = 64  # served at once
+BACKLOG = 128  # connections the kernel queues beyond those
+QUEUE_WAIT = 10.0  # seconds a queued connection waits for a slot before it is refused
+BUFFER_BUDGET = 64 << 20  # bytes of unfinished requests, all connections together
+IDLE_TIMEOUT = 60.0  # seconds a connection may stay silent between or within requests
+SEND_TIMEOUT = 30.0  # seconds a client may take to read a reply
+THREAD_PARSE = 1 << 20  # requests from this size on are parsed in a worker thread
+MAX_ID_TEXT = 256
+MAX_MESSAGE = 1024  # an error message longer than this is cut (it may quote what was sent)
 RUN_DIRS = ("/run/lfafs", os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "lfafs"))
 
 
@@ -65,23 +89,75 @@ class Commands(Protocol):
         ...
 
 
+def parse(line: bytes) -> Any:
+    """A request line as JSON; bad-request for anything JSON or Python cannot represent as sent.
+
+    NaN, Infinity and numbers that overflow a float are refused (they are not
+    JSON, and an infinite latency would hang an activation); so are integers
+    of more than 4300 digits and nesting deeper than Python's recursion limit.
+    """
+    def constant(name: str) -> Any:
+        raise ControlError("bad-request", f"not JSON: {name} is not a JSON number")
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ControlError("bad-request", f"not JSON: {text[:40]} does not fit a double")
+        return value
+
+    try:
+        return json.loads(line, parse_constant=constant, parse_float=finite)
+    except RecursionError:
+        raise ControlError("bad-request", "not JSON: nested too deeply") from None
+    except UnicodeDecodeError as e:
+        raise ControlError("bad-request", f"not JSON: not UTF-8 ({e.reason})") from None
+    except ValueError as e:
+        if "integer string conversion" in str(e):
+            raise ControlError("bad-request", "not JSON: an integer of more than 4300 digits") from None
+        raise ControlError("bad-request", f"not JSON: {e}") from None
+
+
+def request_id(request: Any) -> Any:
+    """The id to echo: the request's own when it is a valid id, otherwise None."""
+    if not isinstance(request, dict):
+        return None
+    rid = request.get("id")
+    if isinstance(rid, bool):
+        return None
+    if isinstance(rid, int) and -(1 << 63) <= rid < 1 << 64:
+        return rid
+    if isinstance(rid, str) and len(rid) <= MAX_ID_TEXT:
+        return rid
+    return None
+
+
 def validate(request: Any, commands: Commands) -> tuple[Any, Command, dict]:
     """(id, command, args) of a well-formed request, or ControlError before anything changes."""
     if not isinstance(request, dict):
         raise ControlError("bad-request", "a request is a JSON object")
     rid = request.get("id")
-    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (int, str))):
-        raise ControlError("bad-request", "id must be an integer or a string")
+    if rid is not None and request_id(request) is None:
+        raise ControlError("bad-request", f"id must be a 64-bit integer or a string of at most {MAX_ID_TEXT} "
+                                          "characters")
     unknown = set(request) - {"id", "cmd", "args"}
     if unknown:
-        raise ControlError("bad-request", f"unknown request fields: {', '.join(sorted(unknown))}")
+        raise ControlError("bad-request", f"unknown request fields: {', '.join(sorted(unknown))}"[:MAX_MESSAGE])
     cmd = request.get("cmd")
+    if not isinstance(cmd, str):
+        raise ControlError("unknown-command", f"cmd must be a string naming a command, not {type(cmd).__name__}"
+                           if "cmd" in request else "cmd is missing")
     if cmd not in commands:
-        commands.check(cmd, {})  # the unknown-command error, listing the commands
+        commands.check(cmd[:64], {})  # the unknown-command error, listing the commands
     args = request.get("args", {})
     if not isinstance(args, dict):
         raise ControlError("bad-request", "args must be a JSON object")
     return rid, commands.check(cmd, args), args
+
+
+def _error(rid: Any, code: str, message: str) -> dict:
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 3] + "..."
+    return {"id": rid, "ok": False, "error": {"code": code, "message": message}}
 
 
 # -- the server ---------------------------------------------------------------------------------------
@@ -104,6 +180,23 @@ def prepare_socket_dir(path: str) -> None:
             probe.close()
 
 
+class _Budget:
+    """Bytes of unfinished requests held by all connections together."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.total:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
 async def serve(path: str, commands: Commands, session: Any, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Listen on ``path`` (0600 in a 0700 directory) and answer requests with ``commands`` on ``session``."""
     prepare_socket_dir(path)
@@ -114,55 +207,106 @@ async def serve(path: str, commands: Commands, session: Any, *, task_status=trio
     finally:
         os.umask(old)
     os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
-    sock.listen(16)
-    listener = trio.SocketListener(sock)
+    sock.listen(BACKLOG)
+    slots = trio.Semaphore(MAX_CONNECTIONS)
+    budget = _Budget(BUFFER_BUDGET)
     task_status.started()
     try:
-        await trio.serve_listeners(lambda stream: _connection(stream, commands, session), [listener])
+        async with trio.open_nursery() as nursery:
+            while True:
+                conn = await _accept(sock)
+                with trio.move_on_after(QUEUE_WAIT):
+                    await slots.acquire()
+                    nursery.start_soon(_connection, trio.SocketStream(conn), commands, session, budget, slots)
+                    continue
+                await _refuse(conn, f"the daemon serves {MAX_CONNECTIONS} connections already; try again")
     finally:
+        sock.close()
         try:
             os.unlink(path)
         except OSError:
             pass
 
 
-async def _connection(stream: trio.SocketStream, commands: Commands, session: Any) -> None:
-    buf = bytearray()
-    async with stream:
-        while True:
+async def _accept(sock) -> Any:
+    """The next connection; when descriptors run out it waits in the kernel's queue and we retry."""
+    while True:
+        try:
+            conn, _ = await sock.accept()
+            return conn
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                await trio.sleep(0.1)
+            elif e.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                raise
+
+
+async def _refuse(conn, message: str) -> None:
+    with conn:
+        with trio.move_on_after(1.0):
             try:
-                chunk = await stream.receive_some(65536)
-            except trio.BrokenResourceError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while b"\n" in buf:
-                line, _, rest = bytes(buf).partition(b"\n")
-                buf = bytearray(rest)
-                if not await _one(stream, commands, session, line):
+                await conn.send(json.dumps(_error(None, "busy", message)).encode() + b"\n")
+            except OSError:
+                pass
+
+
+async def _connection(stream: trio.SocketStream, commands: Commands, session: Any, budget: _Budget,
+                      slots: trio.Semaphore) -> None:
+    buf = bytearray()
+    held = 0  # budget bytes this connection holds: len(buf)
+    try:
+        async with stream:
+            while True:
+                chunk = None
+                with trio.move_on_after(IDLE_TIMEOUT):
+                    try:
+                        chunk = await stream.receive_some(1 << 20 if len(buf) >= 65536 else 65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return
+                if not chunk:
+                    return  # closed, or silent too long: the slot goes to someone else
+                if not budget.take(len(chunk)):
+                    await _send(stream, _error(None, "busy", "the daemon is receiving other large requests; "
+                                                             "try again"))
                     return
-            if len(buf) > MAX_REQUEST:
-                await _send(stream, {"id": None, "ok": False,
-                                     "error": {"code": "too-large", "message": f"a request is at most {MAX_REQUEST} bytes"}})
-                return
+                held += len(chunk)
+                buf += chunk
+                while (end := buf.find(b"\n")) >= 0:
+                    line = bytes(buf[:end])
+                    del buf[:end + 1]
+                    budget.give(held - len(buf))
+                    held = len(buf)
+                    if len(line) > MAX_REQUEST:
+                        await _send(stream, _error(None, "too-large", f"a request is at most {MAX_REQUEST} bytes"))
+                        return
+                    if not await _one(stream, commands, session, line):
+                        return
+                if len(buf) > MAX_REQUEST:
+                    await _send(stream, _error(None, "too-large", f"a request is at most {MAX_REQUEST} bytes"))
+                    return
+    finally:
+        budget.give(held)
+        slots.release()
 
 
 async def _send(stream: trio.SocketStream, obj: dict) -> bool:
-    try:
-        await stream.send_all(json.dumps(obj).encode() + b"\n")
-        return True
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return False
+    with trio.move_on_after(SEND_TIMEOUT):
+        try:
+            await stream.send_all(json.dumps(obj).encode() + b"\n")
+            return True
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+    return False  # the client does not read: it loses the connection
 
 
 async def _one(stream: trio.SocketStream, commands: Commands, session: Any, line: bytes) -> bool:
     rid = None
     try:
-        try:
-            request = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ControlError("bad-request", f"not JSON: {e}") from None
+        if len(line) >= THREAD_PARSE:
+            request = await trio.to_thread.run_sync(parse, line)
+        else:
+            request = parse(line)
+        rid = request_id(request)
         rid, command, args = validate(request, commands)
 
         async def event(obj: dict) -> bool:
@@ -170,9 +314,11 @@ async def _one(stream: trio.SocketStream, commands: Commands, session: Any, line
 
         result = await command.run(session, args, event)
     except ControlError as e:
-        return await _send(stream, {"id": rid, "ok": False, "error": {"code": e.code, "message": e.message}})
+        return await _send(stream, _error(rid, e.code, e.message))
+    except StateError as e:  # a save that failed undid the change (state.FlashWriter)
+        return await _send(stream, _error(rid, "flash-write", str(e)))
     except Exception as e:  # a bug must not kill the daemon; the client sees it
-        return await _send(stream, {"id": rid, "ok": False, "error": {"code": "internal", "message": repr(e)}})
+        return await _send(stream, _error(rid, "internal", repr(e)))
     return await _send(stream, {"id": rid, "ok": True, "result": result})
 
 
@@ -180,39 +326,88 @@ async def _one(stream: trio.SocketStream, commands: Commands, session: Any, line
 
 
 class Client:
-    """A blocking client for scripts, tests and the CLI."""
+    """A blocking client for scripts, tests and the CLI.
+
+    Failures to reach a daemon are ControlErrors with their own codes:
+    ``not-mounted`` (nothing is mounted at the mountpoint), ``not-lfafs``
+    (something else is), ``no-permission`` (the daemon is another user's),
+    ``no-daemon`` (the mount is lfafs's but its daemon is gone), ``busy``
+    (the daemon's connection queue stayed full), ``timeout`` and ``io``.
+    """
 
     def __init__(self, *, mount: str | None = None, socket_file: str | None = None, timeout: float = 120.0) -> None:
         if (mount is None) == (socket_file is None):
             raise ValueError("give exactly one of mount= or socket_file=")
+        self.mount = mount
         self.path = socket_file or socket_path(mount)
         self.timeout = timeout
         self._next = 0
 
+    def _unreachable(self, e: OSError) -> ControlError:
+        """Why connecting failed, in the words of the client's error codes."""
+        if self.mount is not None:
+            entry = mounts.find(self.mount)
+            if entry is None:
+                return ControlError("not-mounted", f"{self.mount} is not mounted: start it with "
+                                                   f"lfafs mount {self.mount}")
+            if not entry.is_lfafs:
+                return ControlError("not-lfafs", f"{self.mount} is a {entry.fstype} mount, not an lfafs mount")
+            owner = entry.owner_uid
+            if owner is not None and owner != os.geteuid() and os.geteuid() != 0:
+                return ControlError("no-permission", f"the lfafs daemon of {self.mount} runs as uid {owner}; its "
+                                                     "control socket answers that user only (run as root)")
+        if isinstance(e, PermissionError):
+            return ControlError("no-permission", f"{self.path}: {e.strerror}: the daemon is another user's "
+                                                 "(run as root)")
+        if e.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTDIR):
+            where = f"of {self.mount} " if self.mount is not None else ""
+            return ControlError("no-daemon", f"the lfafs daemon {where}is gone: nothing listens on {self.path}")
+        return ControlError("io", f"{self.path}: {e.strerror or e}")
+
     def _connect(self) -> socket.socket:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        try:
-            s.connect(self.path)
-        except FileNotFoundError:
-            s.close()
-            raise ControlError("no-daemon", f"no lfafs daemon listens on {self.path}; is the mount running?") from None
-        except OSError as e:
-            s.close()
-            if e.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                raise ControlError("no-daemon", f"no lfafs daemon listens on {self.path}") from None
-            raise ControlError("io", f"{self.path}: {e.strerror}") from None
-        return s
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            # A timeout makes the socket non-blocking, so a full listen queue answers EAGAIN at
+            # once instead of waiting: retry until the deadline.
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                s.connect(self.path)
+            except BlockingIOError:
+                s.close()
+                if time.monotonic() + delay > deadline:
+                    raise ControlError("busy", f"the daemon's connection queue stayed full for "
+                                               f"{self.timeout:g} s") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            except TimeoutError:
+                s.close()
+                raise ControlError("timeout", f"{self.path}: no answer within {self.timeout:g} s") from None
+            except OSError as e:
+                s.close()
+                raise self._unreachable(e) from None
+            s.settimeout(self.timeout)
+            return s
 
     def call(self, cmd: str, **args: Any) -> Any:
         self._next += 1
-        with self._connect() as s:
-            s.sendall(json.dumps({"id": self._next, "cmd": cmd, "args": args}).encode() + b"\n")
-            reply = _read_line(s)
+        try:
+            with self._connect() as s:
+                s.sendall(json.dumps({"id": self._next, "cmd": cmd, "args": args}).encode() + b"\n")
+                reply = _read_line(s)
+        except TimeoutError:
+            raise ControlError("timeout", f"the daemon did not answer {cmd} within {self.timeout:g} s") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise ControlError("no-daemon", "the daemon closed the connection before it answered "
+                                            "(it stopped, or refused the request)") from None
+        except OSError as e:
+            raise ControlError("io", f"{self.path}: {e.strerror or e}") from None
         if reply is None:
-            raise ControlError("io", "the daemon closed the connection")
+            raise ControlError("no-daemon", "the daemon closed the connection before it answered")
         if not reply.get("ok"):
-            err = reply.get("error", {})
+            err = reply.get("error") or {}
             raise ControlError(err.get("code", "error"), err.get("message", "request failed"))
         return reply.get("result")
 
@@ -225,14 +420,19 @@ class Client:
             s.sendall(json.dumps({"id": self._next, "cmd": cmd, "args": {**args, "follow": True}}).encode() + b"\n")
             f = s.makefile("rb")
             for line in f:
-                msg = json.loads(line)
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    raise ControlError("io", "the daemon sent a line that is not JSON") from None
                 if "event" in msg:
                     yield msg["event"]
                 elif not msg.get("ok"):
-                    err = msg.get("error", {})
+                    err = msg.get("error") or {}
                     raise ControlError(err.get("code", "error"), err.get("message", "request failed"))
                 else:
                     return
+        except (BrokenPipeError, ConnectionResetError):
+            raise ControlError("no-daemon", "the daemon closed the connection") from None
         finally:
             s.close()
 
@@ -256,7 +456,13 @@ def _read_line(s: socket.socket) -> dict | None:
         if not chunk:
             return None
         buf += chunk
-    return json.loads(buf.split(b"\n", 1)[0])
+    try:
+        reply = json.loads(buf.split(b"\n", 1)[0])
+    except ValueError:
+        raise ControlError("io", "the daemon sent a reply that is not JSON") from None
+    if not isinstance(reply, dict):
+        raise ControlError("io", "the daemon sent a reply that is not an object")
+    return reply
 
 
 def decode_image(text: str) -> bytes:

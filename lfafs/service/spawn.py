@@ -10,8 +10,9 @@ pytest fixtures and the service tests all go through here:
 ``start`` checks first, in the caller's process, what would make the
 daemon fail (daemon.preflight), so the person sees the sentence. The daemon
 is ``python -m lfafs mount --foreground ...`` in a session of its own; its
-stderr goes to an unlinked file, read only to explain an early exit (a pipe
-nobody reads could fill and stall it).
+stdout and stderr go to its log in its runtime directory (logs.py: ``lfafs
+logs MOUNTPOINT``), read here to explain an early exit (a pipe nobody reads
+could fill and stall it).
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
 import attrs
 
 from lfafs.platform import DEFAULT_PROFILE
+from lfafs.service import logs, mounts
 from lfafs.service.control import Client, ControlError
 from lfafs.service.daemon import preflight
+from lfafs.service.scenario import Sources
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -38,21 +40,42 @@ class SpawnError(RuntimeError):
     """The daemon could not be started: a sentence saying why and what to do."""
 
 
-def command_line(mountpoint: str, *, profile: str = DEFAULT_PROFILE, abi: str = "v3", cpus: int | None = None,
-                 passthrough: bool = False, state_dir: str | None = None) -> list[str]:
-    """The foreground daemon's command line; the mountpoint comes last."""
-    cmd = [sys.executable, "-m", "lfafs", "mount", "--foreground", "--profile", str(profile), "--kernel-abi", abi]
-    if cpus:
+def command_line(mountpoint: str, *, profile: str | None = DEFAULT_PROFILE, abi: str = "v3", cpus: int | None = None,
+                 passthrough: bool = False, state_dir: str | None = None, scenario: Sources | None = None,
+                 allow_other: bool = False) -> list[str]:
+    """The foreground daemon's command line; the mountpoint comes last.
+
+    ``profile`` None: the scenario's, else the default (scenario.py).
+    """
+    cmd = [sys.executable, "-m", "lfafs", "mount", "--foreground", "--kernel-abi", abi]
+    if profile is not None:
+        cmd += ["--profile", str(profile)]
+    if scenario:
+        cmd += scenario.argv()
+    if cpus is not None:  # 0 too: the daemon refuses it, rather than serving the profile's count
         cmd += ["--cpus", str(cpus)]
     if passthrough:
         cmd.append("--passthrough")
+    if allow_other:
+        cmd.append("--allow-other")
     if state_dir:
         cmd += ["--state-dir", state_dir]
     return [*cmd, mountpoint]
 
 
+def why_not_unmountable(mountpoint: str) -> str | None:
+    """Why ``lfafs umount`` must leave ``mountpoint`` alone (not mounted, or not an lfafs mount), or None."""
+    return mounts.why_not_lfafs(mountpoint)
+
+
 def unmount(mountpoint: str, *, timeout: float = 5.0) -> str | None:
-    """``fusermount3 -u``, then wait until the mount is gone; None, or fusermount3's complaint."""
+    """``fusermount3 -u`` of an lfafs mount, then wait until it is gone; None, or why not.
+
+    Any other filesystem mounted there is refused, never unmounted.
+    """
+    why = mounts.why_not_lfafs(mountpoint)
+    if why is not None:
+        return why
     r = subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True, text=True)
     if r.returncode != 0:
         return r.stderr.strip() or "fusermount3 failed"
@@ -84,20 +107,22 @@ class Daemon:
             self.process.wait()
 
 
-def start(mountpoint: str, *, profile: str = DEFAULT_PROFILE, abi: str = "v3", cpus: int | None = None,
-          passthrough: bool = False, state_dir: str | None = None, timeout: float = START_TIMEOUT) -> Daemon:
+def start(mountpoint: str, *, profile: str | None = DEFAULT_PROFILE, abi: str = "v3", cpus: int | None = None,
+          passthrough: bool = False, state_dir: str | None = None, scenario: Sources | None = None,
+          allow_other: bool = False, timeout: float = START_TIMEOUT) -> Daemon:
     """Start a daemon for ``mountpoint``; return once the mount and its control socket answer.
 
     Raises SpawnError (and leaves nothing running) when it cannot start.
     """
     mnt = os.path.abspath(mountpoint)
     state = os.path.abspath(state_dir) if state_dir else None
-    why = preflight(mnt, profile=profile, cpus=cpus, state_dir=state)
+    why = preflight(mnt, profile=profile, cpus=cpus, state_dir=state, scenario=scenario)
     if why:
         raise SpawnError(why)
-    cmd = command_line(mnt, profile=profile, abi=abi, cpus=cpus, passthrough=passthrough, state_dir=state)
-    with tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+    cmd = command_line(mnt, profile=profile, abi=abi, cpus=cpus, passthrough=passthrough, state_dir=state,
+                       scenario=scenario, allow_other=allow_other)
+    with logs.open_log(mnt) as log:
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -109,8 +134,9 @@ def start(mountpoint: str, *, profile: str = DEFAULT_PROFILE, abi: str = "v3", c
                 else:
                     return Daemon(mnt, child)
             if child.poll() is not None:
-                err.seek(0)
-                text = err.read().decode(errors="replace").strip()
+                with open(logs.log_path(mnt), "rb") as err:
+                    text = err.read().decode(errors="replace").strip()
+                logs.remove_runtime_dir(mnt)
                 raise SpawnError(f"the daemon exited ({child.returncode}): {text or 'no message'}")
             time.sleep(0.02)
     Daemon(mnt, child).stop(timeout=5)

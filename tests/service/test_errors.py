@@ -13,14 +13,16 @@ def test_no_dev_fuse(monkeypatch, tmp_path):
     assert "modprobe fuse" in daemon.check_can_mount(str(tmp_path))
 
 
-def test_not_root(monkeypatch, tmp_path):
+def test_an_ordinary_user_who_cannot_open_dev_fuse_is_told_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(daemon.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(daemon.os.path, "exists", lambda p: True)
-    assert "run it as root" in daemon.check_can_mount(str(tmp_path))
+    monkeypatch.setattr(daemon.os, "access", lambda p, mode: p != "/dev/fuse")
+    why = daemon.check_can_mount(str(tmp_path))
+    assert "chmod 0666 /dev/fuse" in why and "or run lfafs as root" in why
 
 
 def test_unknown_benchmark_and_command_line_errors_have_no_traceback():
     r = subprocess.run([sys.executable, "-m", "lfafs", "bench", "nonsense"], capture_output=True, text=True)
-    assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "unknown benchmark 'nonsense'" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "lfafs"], capture_output=True, text=True)
     assert r.returncode == 2 and "COMMAND" in r.stderr
