@@ -196,6 +196,20 @@ def _demo(args: argparse.Namespace) -> int:
     return demo()
 
 
+def _profiles(args: argparse.Namespace) -> int:
+    """The embedded profiles, one line each: name, CPUs, DRAM, components, what it is."""
+    from lfafs.platform import DEFAULT_PROFILE, embedded_names, load_profile
+
+    for name in embedded_names():
+        p = load_profile(name)
+        dram = f"{p.dram_size >> 40} TB" if p.dram_size >= 1 << 40 and not p.dram_size % (1 << 40) else \
+            f"{p.dram_size >> 30} GB"
+        mark = " (default)" if name == DEFAULT_PROFILE else ""
+        comps = ",".join(c.name for c in p.components)
+        print(f"{name + mark:<24} {p.cpus:>3} CPUs {dram:>8}  {comps:<36} {p.description}")
+    return 0
+
+
 def _platform_options(p: argparse.ArgumentParser, *, run: bool) -> None:
     """What the emulated platform is: the same options for ``mount`` and ``run``."""
     p.add_argument("--profile", metavar="NAME|FILE",
@@ -273,6 +287,8 @@ def parser() -> argparse.ArgumentParser:
     cap.set_defaults(func=_capture)
     d = sub.add_parser("demo", help="a short guided tour on the embedded default platform")
     d.set_defaults(func=_demo)
+    pr = sub.add_parser("profiles", help="list the embedded platform profiles, one line each")
+    pr.set_defaults(func=_profiles)
     b = sub.add_parser("bench", help="run benchmarks and print their figures")
     b.add_argument("suite", nargs="?", default="all",
                    help="which benchmark: native, activation, fs, scale, fleet, or all (the default)")
