@@ -75,7 +75,8 @@ def parse(data: bytes) -> Image:
     if not isinstance(data, (bytes, bytearray)):
         raise ImageError("an image must be bytes")
     if len(data) < _HEADER.size + MAC_BYTES:
-        raise ImageError(f"too short for an lfafs image ({len(data)} bytes, header alone is {_HEADER.size + MAC_BYTES})")
+        raise ImageError(f"too short for an lfafs image ({len(data)} bytes, "
+                         f"header alone is {_HEADER.size + MAC_BYTES})")
     magic, guid, major, minor, rmm_ifc, gdv, flags, length = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ImageError(f"bad magic {magic!r}, expected {MAGIC!r}")

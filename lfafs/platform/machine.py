@@ -15,7 +15,6 @@ are the platform's façade for the layers above.
 
 from __future__ import annotations
 
-import functools
 import pathlib
 from collections.abc import Callable
 from typing import NamedTuple

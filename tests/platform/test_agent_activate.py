@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 import trio
 
 from lfafs.platform.agent import PrimeStatus

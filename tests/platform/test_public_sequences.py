@@ -110,9 +110,9 @@ async def test_fvp_reports_capable_components_pending_whatever_was_staged():
     # lfa_main.c get_fw_activation_flags() builds them
     p = Platform.from_profile("fvp")
     flags = {c.name: (await call(p, Fid.LFA_GET_INVENTORY, c.index)).x3 for c in p.components}
-    P, C, R, O = (InventoryFlags.ACTIVATION_PENDING, InventoryFlags.ACTIVATION_CAPABLE,
+    P, C, R, OPT = (InventoryFlags.ACTIVATION_PENDING, InventoryFlags.ACTIVATION_CAPABLE,
                   InventoryFlags.MAY_RESET_CPU, InventoryFlags.CPU_RENDEZVOUS_OPTIONAL)
-    assert flags == {"bl31": C | P | R, "bl32": 0, "bl33": 0, "rmm": C | P, "sp1": C | P | O, "sp2": C | P | O}
+    assert flags == {"bl31": C | P | R, "bl32": 0, "bl33": 0, "rmm": C | P, "sp1": C | P | OPT, "sp2": C | P | OPT}
     assert (flags["bl31"], flags["rmm"], flags["sp1"]) == (0x7, 0x3, 0xB)
 
 

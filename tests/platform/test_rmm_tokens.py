@@ -38,7 +38,7 @@ def test_at_main_every_cpu_holds_its_own_per_cpu_region(fvp):
     tokens = fvp.rmmd.tokens
     regions = [r.pa for r in fvp.rmmd.allocator.log if r.local_cpu]
     assert tokens == [regions[0], *regions[1:]] and len(set(tokens)) == 4
-    for cpu, token in enumerate(tokens):
+    for token in tokens:
         m = pcpu_data.read(fvp.dram, token)
         assert m.glob_data_pa == fvp.rmmd.rmm.glob_pa
         assert (m.stack_base_pa - token, m.stack_top_pa - m.stack_base_pa) == (2 * PAGE, 5 * PAGE)

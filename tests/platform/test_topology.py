@@ -9,7 +9,6 @@ from lfafs.platform import Platform, PlatformError, ProfileError
 from lfafs.platform.profile import profile_from_dict
 from lfafs.platform.psci import PsciFid
 from lfafs.platform.topology import MPIDR_MT, Topology
-from lfafs.smccc import Fid
 
 from .conftest import RMM, activate_on, all_cpus, call, ready, st
 
