@@ -1,6 +1,9 @@
-# lfafs: the two commands of the README, and the checks CI runs.
-#   make run   set up what is missing, then run lfafs on the embedded default platform
-#   make test  the same set-up, then the whole test suite
+# lfafs: the commands of the README, and the checks CI runs.
+#   make run      set up what is missing, then run lfafs on the embedded default platform
+#   make test     the same set-up, then the whole test suite
+#   make install  put lfafs on PATH: $(PREFIX)/bin/lfafs (a link into .venv), its man page and
+#                 completions; PREFIX is /usr/local for root (systemd's unit runs that one),
+#                 ~/.local otherwise (make install-user says so explicitly)
 
 PYTHON ?= python3
 MOUNTPOINT ?= /tmp/lfafs/firmware
@@ -8,8 +11,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEPS   := pyproject.toml setup.py lfafs/_native_build.py $(wildcard native/*.c native/*.h)
+PREFIX ?= $(if $(filter 0,$(shell id -u)),/usr/local,$(HOME)/.local)
 
-.PHONY: run test sanitize bench clean system-deps
+.PHONY: run test sanitize bench clean system-deps install install-user uninstall man package-smoke
 
 # The main job: the embedded default platform served at $(MOUNTPOINT) until Ctrl-C.
 run: $(STAMP)
@@ -26,6 +30,32 @@ sanitize: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/lfafs bench all
+
+# lfafs on PATH, as a link to the venv's command (whose interpreter path is absolute).
+install: $(STAMP)
+	install -d $(PREFIX)/bin $(PREFIX)/share/man/man1 $(PREFIX)/share/bash-completion/completions \
+		$(PREFIX)/share/zsh/site-functions
+	ln -sf $(abspath $(BIN))/lfafs $(PREFIX)/bin/lfafs
+	$(BIN)/lfafs man > $(PREFIX)/share/man/man1/lfafs.1
+	$(BIN)/lfafs completion bash > $(PREFIX)/share/bash-completion/completions/lfafs
+	$(BIN)/lfafs completion zsh > $(PREFIX)/share/zsh/site-functions/_lfafs
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) echo "lfafs: installed $(PREFIX)/bin/lfafs";; \
+		*) echo "lfafs: installed $(PREFIX)/bin/lfafs; add $(PREFIX)/bin to PATH (or log in again) to call it lfafs";; esac
+
+install-user:
+	$(MAKE) install PREFIX=$(HOME)/.local
+
+uninstall:
+	rm -f $(PREFIX)/bin/lfafs $(PREFIX)/share/man/man1/lfafs.1 \
+		$(PREFIX)/share/bash-completion/completions/lfafs $(PREFIX)/share/zsh/site-functions/_lfafs
+
+# The man page in docs/, generated from the command tree (tests/service/test_cli.py checks it is current).
+man: $(STAMP)
+	$(BIN)/lfafs man > docs/lfafs.1
+
+# The sdist and the wheel, built and installed outside the repository, then used.
+package-smoke:
+	./.ci/package-smoke
 
 # libfuse3 for the mount: installed with apt when missing and running as root.
 system-deps:

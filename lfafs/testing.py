@@ -4,6 +4,15 @@ The plugin lives in lfafs.service.testing (registered as the ``lfafs``
 pytest11 plugin); this module keeps ``import lfafs.testing`` working.
 """
 
-from lfafs.service.testing import LfaMount, lfafs_mount, lfafs_platform, start, unavailable
+from lfafs.service.testing import (
+    LfaMount,
+    lfafs_mount,
+    lfafs_mount_module,
+    lfafs_mount_session,
+    lfafs_platform,
+    start,
+    unavailable,
+)
 
-__all__ = ["LfaMount", "lfafs_mount", "lfafs_platform", "start", "unavailable"]
+__all__ = ["LfaMount", "lfafs_mount", "lfafs_mount_module", "lfafs_mount_session", "lfafs_platform", "start",
+           "unavailable"]

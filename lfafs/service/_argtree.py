@@ -46,7 +46,9 @@ def _option(a: argparse.Action) -> Option:
     takes = a.nargs != 0
     choices = tuple(map(str, a.choices)) if a.choices is not None and not isinstance(a.choices, dict) else None
     metavar = a.metavar if isinstance(a.metavar, str) else None
-    help_text = "" if a.help in (None, argparse.SUPPRESS) else a.help % {"default": a.default} if "%(" in (a.help or "") else a.help
+    help_text = "" if a.help in (None, argparse.SUPPRESS) else a.help
+    if "%(" in help_text:
+        help_text = help_text % {"default": a.default}
     flags = tuple(a.option_strings) or (a.dest,)
     if isinstance(a, argparse.BooleanOptionalAction):
         takes = False

@@ -54,7 +54,8 @@ def userns_problem() -> str | None:
         try:
             with open(path) as f:
                 if f.read().strip() == bad:
-                    return f"unprivileged user namespaces are disabled here ({path} is {bad}): as root, {fix}; or run as root"
+                    return (f"unprivileged user namespaces are disabled here ({path} is {bad}): "
+                            f"as root, {fix}; or run as root")
         except OSError:
             pass
     if shutil.which("unshare") is None:

@@ -11,7 +11,10 @@ shared.
 
 What a profile cannot hold is written as comments and said on stderr: an
 image pending on the captured machine (serve it with ``--stage``), and the
-kernel ABI the files suggest (``--kernel-abi``). Component names are the
+kernel ABI the files suggest (``--kernel-abi``). A tree whose versions all
+read 0.0 and whose capable images are all pending with no pending version
+is what TF-A's own FVP port shows; it is captured with that port's
+``inventory_versions = false`` and ``activation_pending = "hardwired"``. Component names are the
 embedded profiles' for known GUIDs, else made from the ``name`` file; the
 ``name`` lfafs shows comes from the driver's table of GUIDs, as on Linux.
 """
@@ -180,6 +183,12 @@ def capture(source: str = LIVE, *, name: str | None = None, dmesg: bool = True, 
     ncpus = cpus or (online_cpus() if live else default.cpus)
     notification = ("acpi" if any("ACPI notification" in line for line in log)
                     else "dt" if any("DT notification" in line for line in log) else default.notification)
+    capable = [img for img in images if img.flag("activation_capable")]
+    # TF-A's own FVP port leaves x4/x5 alone (every version reads 0.0) and hard-wires pending
+    # (docs/smc-abi.md, "Profiles"): a capture that looks like that is served the same way.
+    versions = not capable or any(img.files.get("current_version") != "0.0" for img in capable)
+    policy = "hardwired" if capable and all(
+        img.flag("activation_pending") and img.version("pending_version") is None for img in capable) else "staged"
     doc = {
         "name": name,
         "description": f"captured from {os.path.abspath(source)} on {host}",
@@ -187,15 +196,16 @@ def capture(source: str = LIVE, *, name: str | None = None, dmesg: bool = True, 
         "dram_base": default.dram_base, "dram_size": default.dram_size,
         "secure_dram_size": default.secure_dram_size,
         "dram2_base": default.dram2_base, "dram2_size": default.dram2_size,
-        "inventory_versions": True, "activation_pending": "staged", "notification": notification,
+        "inventory_versions": versions, "activation_pending": policy, "notification": notification,
         "auth_key": default.auth_key.decode(),
     }
     r = default.rmm
     rmm = {"va_pool_size": r.va_pool_size, "compat_reserve_mem": r.compat_reserve_mem, "base": r.base,
            "payload_size": r.payload_size, "limit": r.limit, "release": r.release,
            "version": next((c["version"] for c in components if c["activator"] == "rmm"), str(Version(*r.version)))}
-    pending = [(c["name"], v) for c, img in zip(components, images)
-               if img.flag("activation_pending") and (v := img.version("pending_version")) is not None]
+    pending = [] if policy == "hardwired" else [
+        (c["name"], v) for c, img in zip(components, images, strict=True)
+        if img.flag("activation_pending") and (v := img.version("pending_version")) is not None]
     lines = [f"# Captured by lfafs capture {lfafs.__version__} on "
              f"{datetime.datetime.now().isoformat(timespec='seconds')} from {os.path.abspath(source)}",
              f"# Serve it with: lfafs mount --profile FILE --kernel-abi {_abi_hint(images)} MOUNTPOINT"

@@ -172,7 +172,9 @@ def _capture(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"lfafs capture: cannot write {args.output}: {e.strerror}", file=sys.stderr)
         return 1
-    print(f"lfafs: wrote {args.output}; serve it with: lfafs mount --profile {args.output} MOUNTPOINT", file=sys.stderr)
+    serve = next((line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("# Serve it with: ")),
+                 "lfafs mount --profile FILE MOUNTPOINT")
+    print(f"lfafs: wrote {args.output}; serve it with: {serve.replace('FILE', args.output, 1)}", file=sys.stderr)
     return 0
 
 
