@@ -27,6 +27,7 @@ PKG = ROOT / "lfafs"
 LAYERS = {
     "lfafs": 0,  # the package root: the layer map and __version__
     "lfafs.smccc": 0,  # shared vocabulary of the SMC boundary
+    "lfafs.uefi": 0,  # shared vocabulary of the EFI runtime-services boundary
     "lfafs.xlat": 1,
     "lfafs.xlat_low_va": 1,
     "lfafs._native_build": 1,
