@@ -15,6 +15,7 @@ import sys
 
 import lfafs
 from lfafs.driver.abi import ABIS
+from lfafs.fleet.cli import add_parser as add_fleet_parser
 from lfafs.platform import DEFAULT_PROFILE
 from lfafs.service.commands import COMMANDS
 from lfafs.service.env import LFAFS_SOCKET as ENV_SOCKET  # set by lfafs run: lfafs ctl then needs no --mount
@@ -291,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
     pr = sub.add_parser("profiles", help="list the embedded platform profiles, one line each")
     pr.set_defaults(func=_profiles)
+    add_fleet_parser(sub)
     b = sub.add_parser("bench", help="run benchmarks and print their figures")
     b.add_argument("suite", nargs="?", default="all",
                    help="which benchmark: native, activation, fs, scale, fleet, or all (the default)")

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 
 from lfafs.service.bench import activation as _activation
+from lfafs.service.bench import fleet as _fleet
 from lfafs.service.bench import fs as _fs
 from lfafs.service.bench import native as _native
 from lfafs.service.bench import scale as _scale
@@ -18,6 +19,7 @@ from lfafs.service.bench import scale as _scale
 SUITES: dict[str, Callable[[], dict]] = {"native": _native.native, "activation": _activation.activation,
                                          "fs": _fs.fs}
 SUITES["scale"] = _scale.scale
+SUITES["fleet"] = _fleet.fleet  # docs/fleet.md
 
 _LABELS = {
     "pool_pages": ("pages in the pool", ""),
