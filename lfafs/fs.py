@@ -10,6 +10,12 @@ renamed, but root may chmod, chown and touch; an open file of a removed
 image answers ENODEV. Direct I/O and no caching, so listings follow rescans
 at once.
 
+``efi/`` beside ``lfa/`` (class _EfiFiles, below): the kernfs files of
+/sys/firmware/efi (fw_platform_size, systab, esrt/) and, at efi/efivars, the
+efivarfs mount with efivarfs's own file semantics (lfafs/driver/efivarfs.py).
+FUSE cannot report efivarfs's statfs magic; everything else is answered as
+efivarfs and the VFS above it answer (docs/efi.md, "Differences").
+
 The filesystem holds no LFA rules: it asks the driver. FUSE worker threads
 enter the Trio-owned driver with ``trio.from_thread``; values the driver
 keeps cached are read without entering Trio, so they keep answering while
@@ -35,6 +41,7 @@ import mfusepy
 import trio
 
 from lfafs.driver import ATTRIBUTES, LfaDriver
+from lfafs.driver.efi_sysfs import EfiTree
 from lfafs.driver.lfa import DriverError
 
 PAGE = 4096
@@ -93,13 +100,265 @@ class _Iattr:
     xattrs: dict[str, bytes] = attrs.Factory(dict)
 
 
-class SysfsOps(mfusepy.Operations):
+FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long): the payload is an int (fs/ioctl.c)
+FS_IOC_SETFLAGS = 0x40086602
+FS_IOC32_GETFLAGS = 0x80046601
+FS_IOC32_SETFLAGS = 0x40046602
+FS_IOC_FSGETXATTR = 0x801C581F  # sent by the VFS's fileattr path before every SETFLAGS (fuse_fileattr_get())
+FS_IOC_FSSETXATTR = 0x401C5820
+FSXATTR_SIZE = 28
+
+
+class _EfiFiles:
+    """efi/: the kernfs attributes of /sys/firmware/efi and the efivarfs mount at efi/efivars.
+
+    Every operation of SysfsOps hands a path below efi/ (or a path-less call on an
+    open efivarfs file, which libfuse makes after the file was unlinked) to the
+    ``_efi_*`` method of the same name. efivarfs rules are the model's; this class
+    only maps FUSE calls to them: open files by handle, the caller's uid from the
+    FUSE context, the ioctls' buffers.
+    """
+
+    _efi: EfiTree | None
+    _token: trio.lowlevel.TrioToken
+
+    @property
+    def has_efi(self) -> bool:
+        return self._efi is not None
+
+    def reboot_efi(self, tree: EfiTree) -> None:
+        """A new kernel boot after a platform reset: efivarfs mounted again, handles of the old one gone.
+
+        Only for a mount made with an efi tree (its release callback is registered at mount time).
+        """
+        if self._efi is None:
+            raise ValueError("this mount was made without efi/: make it with SysfsOps(..., efi=tree)")
+        with self._mu:
+            self._efi = tree
+            self._efi_handles.clear()
+
+    def _efi_path(self, path: str | None) -> bool:
+        return self._efi is not None and (path is None or path == "/efi" or path.startswith("/efi/"))
+
+    def _efi_parse(self, path: str | None, fh=None) -> tuple:
+        """("efi_dir", rel) | ("efi_attr", rel) | ("efivars",) | ("efivar", name, inode)."""
+        if path is None:
+            return self._efi_open_file(fh)
+        rel = path[len("/efi"):].strip("/")
+        fs = self._efi.efivarfs
+        if rel == "efivars" or rel.startswith("efivars/"):
+            rest = rel[len("efivars"):].strip("/")
+            if not rest:
+                return ("efivars",) if fs is not None else ("efi_dir", "efivars")
+            if fs is None:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            if "/" in rest:
+                raise mfusepy.FuseOSError(errno.ENOTDIR)
+            try:
+                return ("efivar", rest, fs.lookup(rest))
+            except DriverError as e:
+                raise mfusepy.FuseOSError(e.errno) from None
+        if rel in self._efi.sysfs.files:
+            return ("efi_attr", rel)
+        if rel in self._efi.sysfs.dirs:
+            return ("efi_dir", rel)
+        raise mfusepy.FuseOSError(errno.ENOENT)
+
+    def _efi_open_file(self, fh):
+        f = self._efi_handles.get(getattr(fh, "fh", fh)) if fh is not None else None
+        if f is None:
+            raise mfusepy.FuseOSError(errno.ENOENT)
+        return ("efivar", f.inode.name, f.inode)
+
+    def _efi_sync(self, fn: Callable, *args, **kw):
+        """Run a synchronous efivarfs call in the Trio thread that owns it."""
+        try:
+            return trio.from_thread.run_sync(lambda: fn(*args, **kw), trio_token=self._token)
+        except DriverError as e:
+            raise mfusepy.FuseOSError(e.errno) from None
+        except trio.RunFinishedError:
+            raise mfusepy.FuseOSError(errno.ENODEV) from None
+
+    def _efi_now(self, fn: Callable, *args, **kw):
+        """Run a quick synchronous efivarfs call here, under the handle lock: open, create, release and
+        listdir touch only the directory and the open counts, and going through Trio would make the
+        window in which another process's stat() races them wider than on Linux."""
+        with self._mu:
+            try:
+                return fn(*args, **kw)
+            except DriverError as e:
+                raise mfusepy.FuseOSError(e.errno) from None
+
+    def _efi_async(self, fn: Callable, *args, **kw):
+        try:
+            return trio.from_thread.run(lambda: fn(*args, **kw), trio_token=self._token)
+        except DriverError as e:
+            raise mfusepy.FuseOSError(e.errno) from None
+        except trio.RunFinishedError:
+            raise mfusepy.FuseOSError(errno.ENODEV) from None
+
+    def _efi_getattr(self, path: str | None, fh=None) -> dict:
+        try:
+            node = self._efi_parse(path, fh)
+        except mfusepy.FuseOSError:
+            if fh is None or path is None or not path.startswith("/efi/efivars/"):
+                raise
+            node = self._efi_open_file(fh)  # fstat() of an open file whose name is gone
+        fs = self._efi.efivarfs
+        if node[0] == "efivar":
+            return fs.stat(node[2])
+        if node[0] == "efivars":
+            return fs.root_stat()
+        if node[0] == "efi_attr":
+            out = {"st_mode": stat.S_IFREG | self._efi.sysfs.files[node[1]][0], "st_nlink": 1, "st_size": PAGE}
+        else:
+            subdirs = sum(1 for n in self._efi.sysfs.children(node[1])
+                          if f"{node[1]}/{n}".strip("/") in self._efi.sysfs.dirs)
+            out = {"st_mode": DIR_MODE, "st_nlink": 2 + subdirs, "st_size": 0}
+        out.update(st_uid=0, st_gid=0, st_atime=self._born, st_mtime=self._born, st_ctime=self._born)
+        ia = self._iattr(path, node)
+        if ia is not None:
+            if ia.mode is not None:
+                out["st_mode"] = stat.S_IFMT(out["st_mode"]) | ia.mode
+            for key in ("uid", "gid", "atime", "mtime", "ctime"):
+                if getattr(ia, key) is not None:
+                    out["st_" + key] = getattr(ia, key)
+        return out
+
+    def _efi_readdir(self, path: str) -> list[str]:
+        node = self._efi_parse(path)
+        if node[0] == "efivars":
+            return [".", "..", *self._efi_now(self._efi.efivarfs.listdir)]
+        if node[0] != "efi_dir":
+            raise mfusepy.FuseOSError(errno.ENOTDIR)
+        return [".", "..", *kernfs_order(self._efi.sysfs.children(node[1]))]
+
+    def _any_node(self, path: str) -> tuple:
+        """The node of any path: an efi/ one or one of the rest of the tree."""
+        return self._efi_parse(path) if self._efi_path(path) else self._parse(path)
+
+    def _efivarfs_node(self, path: str | None, fh=None) -> tuple | None:
+        """The efivarfs node of ``path`` (or of the open file ``fh``), None elsewhere."""
+        if not self._efi_path(path):
+            return None
+        node = self._efi_parse(path, fh)
+        return node if node[0] in ("efivar", "efivars") else None
+
+    def _efi_setattr(self, node: tuple, **changes) -> int:
+        """notify_change() on efivarfs: the file's inode, or the root (only the read-only check)."""
+        if node[0] == "efivar":
+            self._efi_sync(self._efi.efivarfs.setattr, node[2], **changes)
+        elif self._efi.efivarfs.read_only:
+            raise mfusepy.FuseOSError(errno.EROFS)
+        return 0
+
+    def _efi_create(self, path: str, mode: int, fi) -> int:
+        node_dir, _, name = path.rpartition("/")
+        if node_dir != "/efi/efivars" or self._efi.efivarfs is None:
+            raise mfusepy.FuseOSError(errno.EACCES)  # kernfs: no ->create
+        f = self._efi_now(self._efi.efivarfs.create, name, mode, fi.flags)
+        return self._efi_handle(f, fi)
+
+    def _efi_handle(self, f, fi) -> int:
+        with self._mu:
+            fh = next(self._next_fh)
+            self._efi_handles[fh] = f
+        fi.fh = fh
+        fi.direct_io = 1
+        return 0
+
+    def _efi_open(self, path: str, fi) -> int:
+        node = self._efi_parse(path)
+        if node[0] == "efivar":
+            # flags 0, without O_LARGEFILE, is the FUSE-internal open that FS_IOC_GETFLAGS makes
+            # (fs/fuse/ioctl.c, fuse_priv_ioctl_prepare()): efivarfs never sees it.
+            f = self._efi_now(self._efi.efivarfs.open, node[1], fi.flags, counted=fi.flags != 0)
+            return self._efi_handle(f, fi)
+        if node[0] != "efi_attr":
+            raise mfusepy.FuseOSError(errno.EISDIR)
+        if fi.flags & os.O_ACCMODE != os.O_RDONLY:
+            raise mfusepy.FuseOSError(errno.EACCES)  # kernfs_fop_open(): no store()
+        fi.direct_io = 1
+        return 0
+
+    def _efi_read(self, path: str | None, size: int, offset: int, fi) -> bytes:
+        uid = mfusepy.fuse_get_context()[0]
+        f = self._efi_handles.get(fi.fh)
+        if f is not None:
+            return self._efi_async(self._efi.efivarfs.read, f, size, offset, uid)
+        node = self._efi_parse(path)
+        if node[0] != "efi_attr":
+            raise mfusepy.FuseOSError(errno.EISDIR)
+        try:
+            text = self._efi.sysfs.read(node[1], privileged=uid == 0)
+        except DriverError as e:
+            raise mfusepy.FuseOSError(e.errno) from None
+        return text[offset:offset + size]
+
+    def _efi_write(self, path: str | None, data: bytes, offset: int, fi) -> int:
+        f = self._efi_handles.get(fi.fh)
+        if f is None:
+            raise mfusepy.FuseOSError(errno.EACCES)
+        return self._efi_async(self._efi.efivarfs.write, f, bytes(data))
+
+    def _efi_release(self, path: str | None, fi) -> int:
+        # FUSE sends RELEASE after close() has returned: answered here, without the hop into Trio
+        with self._mu:
+            f = self._efi_handles.pop(fi.fh, None)
+        if f is not None:
+            self._efi_now(self._efi.efivarfs.release, f)
+        return 0
+
+    def _efi_unlink(self, path: str) -> int:
+        node = self._efi_parse(path)
+        if node[0] != "efivar":
+            raise mfusepy.FuseOSError(errno.EPERM)
+        self._efi_async(self._efi.efivarfs.unlink, node[1])
+        return 0
+
+    def _efi_ioctl(self, path: str | None, cmd: int, fh, data) -> int:
+        import ctypes  # only the ioctl buffers need it
+
+        node = self._efi_parse(path, fh)
+        if node[0] not in ("efivar", "efivars"):
+            raise mfusepy.FuseOSError(errno.ENOTTY)
+        fs, inode = self._efi.efivarfs, node[2] if node[0] == "efivar" else None
+        cmd &= 0xFFFF_FFFF
+        if cmd in (FS_IOC_GETFLAGS, FS_IOC32_GETFLAGS):
+            ctypes.memmove(data, fs.get_flags(inode).to_bytes(4, "little"), 4)
+        elif cmd in (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS):
+            flags = int.from_bytes(ctypes.string_at(data, 4), "little")
+            self._efi_sync(fs.set_flags, inode, flags)  # the VFS checked CAP_LINUX_IMMUTABLE
+        elif cmd == FS_IOC_FSGETXATTR:
+            raw = fs.fsxattr_flags(inode).to_bytes(4, "little") + bytes(FSXATTR_SIZE - 4)
+            ctypes.memmove(data, raw, FSXATTR_SIZE)
+        elif cmd == FS_IOC_FSSETXATTR:
+            raise mfusepy.FuseOSError(errno.EOPNOTSUPP)  # efivarfs_fileattr_set(): fileattr_has_fsx()
+        else:
+            raise mfusepy.FuseOSError(errno.ENOTTY)
+        return 0
+
+    def _efi_statfs(self, path: str) -> dict:
+        node = self._efi_parse(path)
+        if node[0] in ("efivar", "efivars"):
+            st = self._efi_async(self._efi.efivarfs.statfs)
+            return {"f_bsize": st["f_bsize"], "f_frsize": st["f_frsize"], "f_blocks": st["f_blocks"],
+                    "f_bfree": st["f_bfree"], "f_bavail": st["f_bavail"], "f_files": 0, "f_ffree": 0,
+                    "f_namemax": st["f_namemax"]}
+        return {"f_bsize": PAGE, "f_frsize": PAGE, "f_namemax": 255}
+
+
+class SysfsOps(_EfiFiles, mfusepy.Operations):
     """Path-based FUSE operations over an LfaDriver (fusepy API, raw_fi)."""
 
     use_ns = True
 
     def __init__(self, driver: LfaDriver, trio_token: trio.lowlevel.TrioToken, *,
-                 passthrough: str | None = None) -> None:
+                 passthrough: str | None = None, efi: EfiTree | None = None) -> None:
+        self._efi = efi  # /sys/firmware/efi, or None: no efi/ directory
+        self._efi_handles: dict[int, object] = {}  # open efivarfs files by FUSE handle
+        if efi is None:
+            self.release = None  # no release() callback at all for an lfa/-only mount (mfusepy skips None)
         self._driver = driver
         self._token = trio_token
         self._passthrough = passthrough  # host directory shown beside lfa/ (read-only), or None
@@ -158,7 +417,7 @@ class SysfsOps(mfusepy.Operations):
     def _host_dirs(self) -> list[str]:
         if self._passthrough is None or not os.path.isdir(self._passthrough):
             return []
-        return [n for n in os.listdir(self._passthrough) if n != "lfa"]
+        return [n for n in os.listdir(self._passthrough) if n != "lfa" and (n != "efi" or self._efi is None)]
 
     # -- Trio ---------------------------------------------------------------------------------
 
@@ -173,6 +432,8 @@ class SysfsOps(mfusepy.Operations):
     # -- metadata ----------------------------------------------------------------------------
 
     def getattr(self, path: str, fh=None) -> dict:
+        if self._efi_path(path):
+            return self._efi_getattr(path, fh)
         try:
             node = self._parse(path)
         except mfusepy.FuseOSError:
@@ -188,7 +449,7 @@ class SysfsOps(mfusepy.Operations):
             out = {"st_mode": stat.S_IFREG | ATTRIBUTES[node[2]], "st_nlink": 1, "st_size": PAGE}
         else:
             # fs/kernfs/inode.c, kernfs_refresh_inode(): a directory's nlink is 2 + its subdirectories.
-            subdirs = {"root": lambda: int(self._driver.present) + sum(
+            subdirs = {"root": lambda: int(self._driver.present) + int(self._efi is not None) + sum(
                            os.path.isdir(os.path.join(self._passthrough, n)) for n in self._host_dirs()),
                        "lfa": lambda: len(self._driver.images),
                        "image": lambda: 0}[node[0]]()
@@ -211,9 +472,12 @@ class SysfsOps(mfusepy.Operations):
         raise mfusepy.FuseOSError(errno.ENOENT)
 
     def readdir(self, path: str, fh) -> list[str]:
+        if self._efi_path(path):
+            return self._efi_readdir(path)
         node = self._parse(path)
         if node[0] == "root":  # /sys/firmware's entries are kernfs siblings too
-            names = kernfs_order((["lfa"] if self._driver.present else []) + self._host_dirs())
+            names = kernfs_order((["lfa"] if self._driver.present else []) + (["efi"] if self._efi else [])
+                                 + self._host_dirs())
         elif node[0] == "lfa":
             names = kernfs_order(list(self._driver.images))  # a copy made under the GIL
         elif node[0] == "image":
@@ -233,13 +497,17 @@ class SysfsOps(mfusepy.Operations):
     # -- what root may change: fs/kernfs/inode.c, kernfs_iop_setattr() -------------------------
 
     def chmod(self, path: str, mode: int) -> int:
-        node = self._parse(path)
+        if (efivarfs := self._efivarfs_node(path)) is not None:
+            return self._efi_setattr(efivarfs, mode=mode & 0o7777)
+        node = self._any_node(path)
         ia = self._iattr(path, node, create=True)
         ia.mode, ia.ctime = mode & 0o7777, time.time_ns()
         return 0
 
     def chown(self, path: str, uid: int, gid: int) -> int:
-        node = self._parse(path)
+        if (efivarfs := self._efivarfs_node(path)) is not None:
+            return self._efi_setattr(efivarfs, uid=None if uid == -1 else uid, gid=None if gid == -1 else gid)
+        node = self._any_node(path)
         ia = self._iattr(path, node, create=True)
         if uid != -1:
             ia.uid = uid
@@ -249,9 +517,12 @@ class SysfsOps(mfusepy.Operations):
         return 0
 
     def utimens(self, path: str, times=None) -> int:
-        node = self._parse(path)
         now = time.time_ns()
         atime, mtime = times if times is not None else (UTIME_NOW, UTIME_NOW)
+        if (efivarfs := self._efivarfs_node(path)) is not None:
+            at, mt = ((now if t == UTIME_NOW else None if t == UTIME_OMIT else t) for t in (atime, mtime))
+            return self._efi_setattr(efivarfs, atime=at, mtime=mt)
+        node = self._any_node(path)
         ia = self._iattr(path, node, create=True)
         for key, value in (("atime", atime), ("mtime", mtime)):
             if value != UTIME_OMIT:
@@ -262,7 +533,9 @@ class SysfsOps(mfusepy.Operations):
     def truncate(self, path: str, length: int, fh=None) -> int:
         # kernfs_iop_setattr() accepts a size and changes nothing; `echo 1 > file` truncates
         # before it writes. Who may truncate the kernel decides (default_permissions).
-        self._parse(path)
+        if (efivarfs := self._efivarfs_node(path, fh)) is not None:
+            return self._efi_setattr(efivarfs, size=length)
+        self._any_node(path)
         return 0
 
     # -- extended attributes: fs/kernfs/inode.c, kernfs_xattr_handlers --------------------------
@@ -270,7 +543,9 @@ class SysfsOps(mfusepy.Operations):
     _XATTR_STORED = ("trusted.", "security.")  # kept on the node (simple_xattr)
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
-        node = self._parse(path)
+        if self._efivarfs_node(path) is not None:
+            raise mfusepy.FuseOSError(errno.EOPNOTSUPP)  # efivarfs has no xattr handlers
+        node = self._any_node(path)
         if not name.startswith(self._XATTR_STORED + ("user.",)):
             raise mfusepy.FuseOSError(errno.EOPNOTSUPP)  # no handler for the prefix
         ia = self._iattr(path, node)
@@ -279,11 +554,20 @@ class SysfsOps(mfusepy.Operations):
         return ia.xattrs[name]
 
     def listxattr(self, path: str) -> list[str]:
-        ia = self._iattr(path, self._parse(path))
-        return list(ia.xattrs) if ia is not None else []
+        if self._efivarfs_node(path) is not None:
+            return []
+        ia = self._iattr(path, self._any_node(path))
+        names = list(ia.xattrs) if ia is not None else []
+        if mfusepy.fuse_get_context()[0] != 0:
+            # simple_xattr_list() lists trusted.* only to CAP_SYS_ADMIN; the VFS leaves
+            # the filtering to the filesystem, so it is done here (root stands for the capability).
+            names = [n for n in names if not n.startswith("trusted.")]
+        return names
 
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
-        node = self._parse(path)
+        if self._efivarfs_node(path) is not None:
+            raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
+        node = self._any_node(path)
         if not name.startswith(self._XATTR_STORED):
             # user.* needs KERNFS_ROOT_SUPPORT_USER_XATTR, which sysfs does not set
             raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
@@ -296,7 +580,9 @@ class SysfsOps(mfusepy.Operations):
         return 0
 
     def removexattr(self, path: str, name: str) -> int:
-        node = self._parse(path)
+        if self._efivarfs_node(path) is not None:
+            raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
+        node = self._any_node(path)
         if not name.startswith(self._XATTR_STORED):
             raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
         ia = self._iattr(path, node)
@@ -307,12 +593,17 @@ class SysfsOps(mfusepy.Operations):
     # -- the namespace is the kernel's: nothing can be made, removed or renamed -------------------
 
     def create(self, path: str, mode: int, fi=None) -> int:
+        if self._efi_path(path):
+            return self._efi_create(path, mode, fi)
         raise mfusepy.FuseOSError(errno.EACCES)  # fs/namei.c, lookup_open(): no ->create
 
     def mknod(self, path: str, mode: int, dev: int) -> int:
         # fs/namei.c, do_mknodat(): a regular file goes through vfs_create() (no ->create:
         # EACCES), anything else through vfs_mknod() (no ->mknod: EPERM).
         is_file = stat.S_IFMT(mode) in (0, stat.S_IFREG)
+        if is_file and self._efi_path(path) and path.rpartition("/")[0] == "/efi/efivars" and self._efi.efivarfs:
+            self._efi_sync(self._efi.efivarfs.create, path.rpartition("/")[2], mode, 0, opened=False)
+            return 0  # efivarfs_create() through vfs_create(): the file exists, nobody has it open
         raise mfusepy.FuseOSError(errno.EACCES if is_file else errno.EPERM)
 
     def mkdir(self, path: str, mode: int) -> int:
@@ -325,6 +616,8 @@ class SysfsOps(mfusepy.Operations):
         raise mfusepy.FuseOSError(errno.EPERM)  # kernfs_iop_rename()
 
     def unlink(self, path: str) -> int:
+        if self._efi_path(path):
+            return self._efi_unlink(path)
         raise mfusepy.FuseOSError(errno.EPERM)  # fs/namei.c, vfs_unlink(): no ->unlink
 
     def symlink(self, target: str, source: str) -> int:
@@ -336,11 +629,14 @@ class SysfsOps(mfusepy.Operations):
     # -- files ----------------------------------------------------------------------------------
 
     def open(self, path: str, fi) -> int:
+        if self._efi_path(path):
+            return self._efi_open(path, fi)
         node = self._parse(path)
         acc = fi.flags & os.O_ACCMODE
         if node[0] == "host":
             if acc != os.O_RDONLY:
                 raise mfusepy.FuseOSError(errno.EACCES)
+            _no_o_direct(fi)
             fi.direct_io = 1
             return 0
         if node[0] != "attr":
@@ -354,6 +650,7 @@ class SysfsOps(mfusepy.Operations):
         # attribute has show()/store() itself, after the VFS, so even root gets EACCES.
         if (writing and not (mode & 0o222 and has_write)) or (reading and not (mode & 0o444 and has_read)):
             raise mfusepy.FuseOSError(errno.EACCES)
+        _no_o_direct(fi)
         with self._mu:
             fh = next(self._next_fh)
             self._handles[fh] = [None, self._driver.images.get(node[1])]
@@ -375,6 +672,8 @@ class SysfsOps(mfusepy.Operations):
         return guid, attr, handle
 
     def read(self, path: str, size: int, offset: int, fi) -> bytes:
+        if self._efi_path(path):
+            return self._efi_read(path, size, offset, fi)
         if not path.startswith("/lfa/"):
             node = self._parse(path)
             # No descriptor is kept open (and so no release() is needed): read by path.
@@ -397,6 +696,8 @@ class SysfsOps(mfusepy.Operations):
         return rendered[offset:offset + size]
 
     def write(self, path: str, data: bytes, offset: int, fi) -> int:
+        if self._efi_path(path):
+            return self._efi_write(path, data, offset, fi)
         if not path.startswith("/lfa/"):
             raise mfusepy.FuseOSError(errno.EACCES)
         guid, attr, _ = self._open_attr(path, fi)
@@ -407,11 +708,26 @@ class SysfsOps(mfusepy.Operations):
     def fallocate(self, path: str, mode: int, offset: int, size: int, fh) -> int:
         raise mfusepy.FuseOSError(errno.EOPNOTSUPP)  # fs/open.c, vfs_fallocate(): no ->fallocate
 
+    def release(self, path: str, fi) -> int:
+        """Only with efi/ (see __init__): efivarfs_file_release() counts the closes."""
+        return self._efi_release(path, fi)
+
     def ioctl(self, path: str, cmd: int, arg, fh, flags: int, data) -> int:
+        if self._efi_path(path):
+            return self._efi_ioctl(path, cmd, fh, data)
         raise mfusepy.FuseOSError(errno.ENOTTY)  # kernfs has no ->unlocked_ioctl
 
     def statfs(self, path: str) -> dict:
+        if self._efi_path(path):
+            return self._efi_statfs(path)
         return {"f_bsize": PAGE, "f_frsize": PAGE, "f_namemax": 255}
+
+
+def _no_o_direct(fi) -> None:
+    """fs/open.c, do_dentry_open(): after a successful ->open, O_DIRECT is EINVAL on a file whose
+    mapping has no direct_IO, as every sysfs file's (kernfs sets no FMODE_CAN_ODIRECT)."""
+    if fi.flags & os.O_DIRECT:
+        raise mfusepy.FuseOSError(errno.EINVAL)
 
 
 def _parallel_direct_writes(fi) -> None:
@@ -427,12 +743,19 @@ def _parallel_direct_writes(fi) -> None:
         fi.parallel_direct_writes = 1
 
 
-def mount_options(*, auto_unmount: bool = False) -> dict:
+def mount_options(*, auto_unmount: bool = False, allow_other: bool = False) -> dict:
     """libfuse options: foreground (no fork inside Trio), threads, nothing cached.
 
     default_permissions: the kernel checks modes and owners as the VFS checks
-    them on sysfs (generic_permission(), setattr_prepare()); the kernfs checks
-    that go further (kernfs_fop_open()) are SysfsOps.open's.
+    them on sysfs (generic_permission(), setattr_prepare(), access()), for every
+    operation and every user; the kernfs checks that go further
+    (kernfs_fop_open()) are SysfsOps.open's. Without it FUSE lets any user who
+    can reach the mount do anything the daemon can (read root-only pass-through
+    files, write activate).
+
+    allow_other only when asked for (``lfafs mount --allow-other``, ``lfafs
+    run``): then every user gets what /sys/firmware gives them (modes and owners
+    as shown); without it only the daemon's user can use the mount at all.
     """
     opts = {
         "foreground": True,
@@ -440,7 +763,6 @@ def mount_options(*, auto_unmount: bool = False) -> dict:
         "fsname": "lfafs",
         "subtype": "lfafs",
         "default_permissions": True,
-        "allow_other": True,
         "direct_io": True,
         "attr_timeout": 0,
         "entry_timeout": 0,
@@ -448,9 +770,32 @@ def mount_options(*, auto_unmount: bool = False) -> dict:
     }
     if auto_unmount:
         opts["auto_unmount"] = True
+    if os.geteuid() != 0:
+        # An ordinary user's mount (through fusermount3): the files are that user's, as sysfs's are
+        # root's, so the same user (or root in its user namespace, lfafs run) may write activate;
+        # allow_other only where /etc/fuse.conf lets users ask for it.
+        opts.update(uid=os.geteuid(), gid=os.getegid())
+    if allow_other and (os.geteuid() == 0 or _user_allow_other()):
+        opts["allow_other"] = True
     return opts
 
 
-def serve(ops: SysfsOps, mountpoint: str, *, auto_unmount: bool = False) -> None:
-    """Run the FUSE loop until the mount goes away (blocking: call it from a thread)."""
-    mfusepy.FUSE(ops, mountpoint, raw_fi=True, **mount_options(auto_unmount=auto_unmount))
+def _user_allow_other(conf: str = "/etc/fuse.conf") -> bool:
+    try:
+        with open(conf) as f:
+            return any(line.strip() == "user_allow_other" for line in f)
+    except OSError:
+        return False
+
+
+def serve(ops: SysfsOps, mountpoint: str, *, auto_unmount: bool = False, allow_other: bool = False) -> None:
+    """Run the FUSE loop until the mount goes away (blocking: call it from a thread).
+
+    With efi/, hard_remove: an unlinked efivarfs file that is still open keeps
+    working through its handle, as on Linux, instead of libfuse hiding it by a
+    rename (which the tree refuses).
+    """
+    opts = mount_options(auto_unmount=auto_unmount, allow_other=allow_other)
+    if ops.has_efi:
+        opts["hard_remove"] = True
+    mfusepy.FUSE(ops, mountpoint, raw_fi=True, **opts)

@@ -29,9 +29,23 @@ import uuid
 
 import attrs
 
-from lfafs.platform.ffa import (FFA_VERSION_1_0, FFA_VERSION_1_1, FFA_VERSION_1_3, PAGE, FfaError, FfaFn, NsMemory,
-                                PartitionProps, descriptor_size, ffa_fid_name, fid32, fid64, is_smc64,
-                                partition_descriptor, uuid_from_words)
+from lfafs.platform.ffa import (
+    FFA_VERSION_1_0,
+    FFA_VERSION_1_1,
+    FFA_VERSION_1_3,
+    PAGE,
+    FfaError,
+    FfaFn,
+    NsMemory,
+    PartitionProps,
+    descriptor_size,
+    ffa_fid_name,
+    fid32,
+    fid64,
+    is_smc64,
+    partition_descriptor,
+    uuid_from_words,
+)
 from lfafs.platform.mm_communicate import MmReturn
 from lfafs.platform.smm_gateway import SmmGateway
 
@@ -58,9 +72,6 @@ class SpState(str, enum.Enum):
     STARTING = "starting"
     ABORTED = "aborted"  # abort-action restart: Hafnium answers BUSY from here on
     DESTROYED = "destroyed"  # abort-action destroy: the partition is gone
-
-
-ABORT_ACTIONS = ("destroy", "restart")
 
 
 @attrs.define(eq=False)
@@ -91,7 +102,6 @@ class Pending:
     x: list[int]
     smc64: bool
     sender: int
-    text: str
 
 
 def _error(x: list[int], code: FfaError) -> None:
@@ -248,7 +258,7 @@ class Spmc:
         p.state = SpState.RUNNING
         if smc64:
             head += ": " + p.sp.describe(x[3], reply=False)
-        return head, Pending(partition=p, x=x, smc64=smc64, sender=sender, text=head)
+        return head, Pending(partition=p, x=x, smc64=smc64, sender=sender)
 
     def deliver(self, pending: Pending) -> str:
         """The SP handles the request it took and answers with a direct response; the trace text."""

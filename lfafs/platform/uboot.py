@@ -38,8 +38,20 @@ import attrs
 from lfafs.platform import mm_communicate as mm
 from lfafs.platform.ffa import FFA_VERSION_1_0, PAGE, FfaFn, NsMemory, fid32, fid64, uuid_words
 from lfafs.platform.mm_communicate import MmFunction, signed32
-from lfafs.uefi import (BS_RT, EFI_CAPSULE_REPORT, EFI_CERT_SHA256, EFI_CERT_X509, EFI_GLOBAL_VARIABLE, NV_BS_RT,
-                        EfiStatus, RtSupported, from_ucs2, guid_bytes, guid_from_bytes, ucs2)
+from lfafs.uefi import (
+    BS_RT,
+    EFI_CAPSULE_REPORT,
+    EFI_CERT_SHA256,
+    EFI_CERT_X509,
+    EFI_GLOBAL_VARIABLE,
+    NV_BS_RT,
+    EfiStatus,
+    RtSupported,
+    from_ucs2,
+    guid_bytes,
+    guid_from_bytes,
+    ucs2,
+)
 
 S = EfiStatus
 T = TypeVar("T")
@@ -502,12 +514,13 @@ class UBoot:
                 return ret
         secure_boot, setup_mode, audit_mode, deployed_mode = modes
         ro, rw = BS_RT | EFI_VARIABLE_READ_ONLY, BS_RT
-        for name, value, attrs in (("SecureBoot", secure_boot, ro), ("SetupMode", setup_mode, ro),
-                                   ("AuditMode", audit_mode, ro if audit_mode or setup_mode else rw),
-                                   ("DeployedMode", deployed_mode,
-                                    ro if audit_mode or deployed_mode or setup_mode else rw),
-                                   ("VendorKeys", 0, ro)):
-            ret = yield from self.set_variable_int(name, EFI_GLOBAL_VARIABLE, attrs, bytes([value]), ro_check=False)
+        states = [("SecureBoot", secure_boot, ro), ("SetupMode", setup_mode, ro),
+                  ("AuditMode", audit_mode, ro if audit_mode or setup_mode else rw),
+                  ("DeployedMode", deployed_mode, ro if audit_mode or deployed_mode or setup_mode else rw),
+                  ("VendorKeys", 0, ro)]  # efi_set_secure_state(), then VendorKeys (always 0: no vendor keys)
+        for name, value, attributes in states:
+            ret = yield from self.set_variable_int(name, EFI_GLOBAL_VARIABLE, attributes, bytes([value]),
+                                                   ro_check=False)
             if ret != S.SUCCESS:
                 self.log("ERROR: Secure state transition failed")
                 return ret

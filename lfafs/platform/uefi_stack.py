@@ -26,12 +26,26 @@ from lfafs.platform.plat_lfa import Component, PlatformError
 from lfafs.platform.profile import Profile
 from lfafs.platform.smm_gateway import CommBuffer, SmmGateway
 from lfafs.platform.spmc import Partition, Spmc
-from lfafs.platform.uboot import Firmware, UBoot, UBootConfig, rt_supported_default, run_async, run_sync
+from lfafs.platform.uboot import Firmware, UBoot, UBootConfig, rt_supported_default, run_sync
 from lfafs.platform.variable_store import INDEX_STORAGE_UID, SecureStorage, UefiVariableStore
 from lfafs.smccc import ActivatorKind
-from lfafs.uefi import (EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECURITY_DATABASE, EFI_RT_PROPERTIES_TABLE,
-                        EFI_SYSTEM_RESOURCE_TABLE, NV_BS_RT, SMBIOS3_TABLE, EfiStatus, EsrtEntry, EsrtFwType,
-                        SystemTable, VarAttr, guid_bytes, pack_esrt, pack_rt_properties, ucs2)
+from lfafs.uefi import (
+    EFI_GLOBAL_VARIABLE,
+    EFI_IMAGE_SECURITY_DATABASE,
+    EFI_RT_PROPERTIES_TABLE,
+    EFI_SYSTEM_RESOURCE_TABLE,
+    NV_BS_RT,
+    SMBIOS3_TABLE,
+    EfiStatus,
+    EsrtEntry,
+    EsrtFwType,
+    SystemTable,
+    VarAttr,
+    guid_bytes,
+    pack_esrt,
+    pack_rt_properties,
+    ucs2,
+)
 
 FIRST_SP_ID = 0x8001  # TF-A plat_arm_lfa_components.h: FFA_ID_SP1, FFA_ID_SP2 in table order
 FLASH_FORMAT = "lfafs-secure-flash-1"

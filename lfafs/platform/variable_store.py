@@ -33,8 +33,14 @@ from collections.abc import Callable
 import attrs
 
 from lfafs.platform import variable_auth as auth
-from lfafs.uefi import (ATTRIBUTE_MASK_UEFI, EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECURITY_DATABASE, EfiStatus, VarAttr,
-                        guid_bytes)
+from lfafs.uefi import (
+    ATTRIBUTE_MASK_UEFI,
+    EFI_GLOBAL_VARIABLE,
+    EFI_IMAGE_SECURITY_DATABASE,
+    EfiStatus,
+    VarAttr,
+    guid_bytes,
+)
 
 S = EfiStatus
 MASK64 = (1 << 64) - 1
