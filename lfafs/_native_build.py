@@ -28,6 +28,7 @@ SOURCES = [
     "xlat_core.c",      # context configuration, estimator, table build
     "xlat_stitch.c",    # L1 stitching of a child context into a parent
     "xlat_l3.c",        # runtime L3 transitions
+    "xlat_reference.c",  # TF-RMM's unmap as TF-RMM runs it, for lfafs bench
 ]
 
 # Every constant is declared with "..." so that its value comes from the C
@@ -140,6 +141,8 @@ int xlat_map_l3_batch(struct xlat_env *env, struct xlat_ctx *ctx, const uint64_t
                       uint64_t *vas, uint64_t *done);
 int xlat_unmap_l3_batch(struct xlat_env *env, struct xlat_ctx *ctx, const uint64_t *vas,
                         uint64_t n, uint64_t size, uint64_t *done);
+int xlat_tfrmm_unmap_l3_batch(struct xlat_env *env, struct xlat_ctx *ctx, const uint64_t *vas,
+                              uint64_t n, uint64_t size, uint64_t *done, uint64_t *ns);
 int xlat_find_va(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size,
                  uint32_t policy, uint64_t *va);
 int xlat_find_va_repeat(struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t size,

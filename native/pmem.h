@@ -140,6 +140,23 @@ static inline const void *pmem_page_rd(const struct pmem *m, uint64_t pa)
 	return (w != NULL) ? (const void *)(w + (off & ((1ULL << m->shift) - 1U))) : (const void *)pmem_zero_page;
 }
 
+/*
+ * pmem_span() - host pointer for [pa, pa + len) when the range lies in one
+ * window that is mapped already, else NULL: for callers that can fall back
+ * to pmem_page_rd()/pmem_page_wr() page by page.  Maps and moves nothing;
+ * the memory behind a pointer it returns is writable.
+ */
+static inline void *pmem_span(const struct pmem *m, uint64_t pa, uint64_t len)
+{
+	uint64_t off;
+
+	if (!pmem_offset(m, pa, len, &off) || ((off >> m->shift) != ((off + len - 1U) >> m->shift)) ||
+	    (m->win[off >> m->shift] == NULL)) {
+		return NULL;
+	}
+	return m->win[off >> m->shift] + (off & ((1ULL << m->shift) - 1U));
+}
+
 /* Range checks without translation: [pa, pa + len) lies inside @m. */
 static inline bool pmem_contains(const struct pmem *m, uint64_t pa, uint64_t len)
 {

@@ -434,12 +434,37 @@ static void update_ancestors(struct va_bitmap *bm, uint64_t lo, uint64_t hi)
 	}
 }
 
+/*
+ * One page: the commonest update (one-page maps and unmaps), without the
+ * range loops; the same effect as the general path below.
+ */
+static void assign_one(struct va_bitmap *bm, uint64_t page, bool used)
+{
+	const uint64_t w = page / WORD_BITS;
+	const uint64_t bit = 1ULL << (page % WORD_BITS);
+	const uint64_t old = bm->words[w];
+	const uint64_t now = used ? (old | bit) : (old & ~bit);
+
+	bm->words[w] = now;
+	if ((old == ~0ULL) != (now == ~0ULL)) {
+		update_full(bm, w);
+	}
+	if (bm->hdr->pending != w + 1U) {
+		va_bitmap_flush(bm);
+		bm->hdr->pending = w + 1U;
+	}
+}
+
 void va_bitmap_assign(struct va_bitmap *bm, uint64_t first, uint64_t n, bool used)
 {
 	uint64_t end = first + n;
 	uint64_t wfirst = first / WORD_BITS;
 	uint64_t wlast;
 
+	if (n == 1U) {
+		assign_one(bm, first, used);
+		return;
+	}
 	if (n == 0U) {
 		return;
 	}

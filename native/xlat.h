@@ -13,6 +13,7 @@
  *   xlat_alloc.h     the VA allocator over TRANSIENT ranges, and the check
  *   xlat_core.h      context build, estimator, stitching (xlat_core.c, xlat_stitch.c)
  *   xlat_l3.h        runtime L3 transitions
+ *   xlat_reference.h TF-RMM's unmap as TF-RMM runs it, to measure against
  *
  * Every function that can fail returns 0 or a negative errno value and
  * changes nothing when it fails.  Where TF-RMM asserts on caller misuse,
@@ -27,6 +28,7 @@
 #include "xlat_defs.h"
 #include "xlat_desc.h"
 #include "xlat_l3.h"
+#include "xlat_reference.h"
 #include "xlat_walk.h"
 
 #endif /* LFAFS_XLAT_H */

@@ -124,6 +124,21 @@ int xlat_env_init(struct xlat_env *env, uint64_t pa_base, uint64_t size, uint32_
 void xlat_env_fini(struct xlat_env *env);
 void xlat_tlbi_clear(struct xlat_env *env);
 
+/* The CPU issued TLBI VAE2IS for @pages pages from @va, then DSB ISH; ISB. */
+static inline void xlat_tlbi_log(struct xlat_env *env, uint64_t va, uint64_t pages)
+{
+	struct xlat_tlbi_log *log = &env->tlbi;
+
+	log->pages += pages;
+	log->syncs += 1U;
+	log->ring[log->head].va = va;
+	log->ring[log->head].pages = pages;
+	log->head = (log->head + 1U) % XLAT_TLBI_RING;
+	if (log->count < XLAT_TLBI_RING) {
+		log->count++;
+	}
+}
+
 /* Base level from the VA size (TF-RMM GET_XLAT_TABLE_LEVEL_BASE()). */
 int xlat_base_level(uint64_t va_size, bool lpa2);
 

@@ -9,7 +9,7 @@
 #include "xlat_walk.h"
 
 /*
- * xlat_table_host() - host pointer of a table as the software walker reaches it.
+ * table_reachable() - the software walker can reach the table at @table_pa.
  *
  * With the MMU off a table is read at its PA.  With the MMU on and the table
  * array remapped, TF-RMM adds tbls_va_to_pa_diff to every table PA
@@ -17,23 +17,46 @@
  * CPU reaches it through the mapping of the array, which is one contiguous
  * block: a table outside that block would fault, so it is refused here.
  */
-const uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa)
+static bool table_reachable(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa)
 {
-	uint64_t addr = table_pa;
-
 	if ((table_pa & XLAT_GRANULE_MASK) != 0U) {
-		return NULL;
+		return false;
 	}
 	if ((env->mmu_on != 0U) && ((ctx->flags & XLAT_F_REMAPPED) != 0U)) {
 		uint64_t va = table_pa + (uint64_t)ctx->tbls_va_to_pa_diff;
 
 		if ((va < ctx->tbls_va) ||
 		    ((va - ctx->tbls_va) >= (ctx->tables_num * XLAT_TABLE_BYTES))) {
-			return NULL;
+			return false;
 		}
-		addr = va - (uint64_t)ctx->tbls_va_to_pa_diff;
 	}
-	return (const uint64_t *)pmem_page_rd(&env->mem, addr);
+	return true;
+}
+
+const uint64_t *xlat_table_host(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa)
+{
+	return table_reachable(env, ctx, table_pa) ? (const uint64_t *)pmem_page_rd(&env->mem, table_pa) : NULL;
+}
+
+uint64_t *xlat_table_host_wr(const struct xlat_env *env, const struct xlat_ctx *ctx, uint64_t table_pa)
+{
+	return table_reachable(env, ctx, table_pa) ? (uint64_t *)pmem_page_wr(&env->mem, table_pa) : NULL;
+}
+
+/* By value, so that a caller's loop keeps the span in registers. */
+struct xlat_tables_span xlat_tables_span(const struct xlat_env *env, const struct xlat_ctx *ctx)
+{
+	struct xlat_tables_span span;
+	const void *host;
+
+	span.pa = ctx->tables_pa;
+	span.bytes = ctx->tables_num * XLAT_TABLE_BYTES;
+	host = pmem_span(&env->mem, span.pa, span.bytes);
+	span.delta = (uintptr_t)host - (uintptr_t)span.pa;
+	if (host == NULL) {
+		span.bytes = 0U;
+	}
+	return span;
 }
 
 /*

@@ -23,8 +23,12 @@ dynamic pool built on top of it is :mod:`lfafs.xlat_low_va`.
 """
 
 from ._context import Context, Region, Requirements, estimate_tables
-# TRANSIENT_DESC, VA_ALLOCATED and RESERVED_DESC are importable for tests, not in __all__.
-from ._descriptors import PAGE, RESERVED_DESC, TRANSIENT_DESC, VA_ALLOCATED, Attr, block_size, desc, desc_attr
+from ._descriptors import PAGE, Attr, block_size, desc, desc_attr
+
+# Importable for tests, not in __all__ (the redundant aliases say the re-export is meant).
+from ._descriptors import RESERVED_DESC as RESERVED_DESC
+from ._descriptors import TRANSIENT_DESC as TRANSIENT_DESC
+from ._descriptors import VA_ALLOCATED as VA_ALLOCATED
 from ._memory import Memory, TlbiLog
 from ._native import XlatBatchError, XlatError
 from ._walk import Llt, Walk

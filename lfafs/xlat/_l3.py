@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import errno
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -67,25 +68,34 @@ class RuntimeL3:
     def unreserve(self, va: int, size: int) -> None:
         self._range("unreserve", lib.xlat_unreserve_va_l3_region, va, size)
 
-    def map_batch(self, pas: Iterable[int], size: int, attr: int, *, policy: str = "bitmap") -> array.array:
+    def map_batch(self, pas: Iterable[int], size: int, attr: int, *, policy: str = "bitmap",
+                  out: array.array | None = None) -> array.array:
         """Map one ``size``-byte range per PA in one native call; returns the VAs (``array('Q')``).
 
         The batch stops at the first failing element, which changes nothing;
         :class:`XlatBatchError` then carries the VAs of the elements done.
         ``policy="scan"`` picks VAs with TF-RMM's descriptor scan instead of
-        the bitmap (same answers, for comparison).
+        the bitmap (same answers, for comparison).  ``out``, an ``array('Q')``
+        as long as ``pas``, receives the VAs in place and is returned (so that
+        a benchmark times the maps, not the allocation of their result).
         """
         p = policy_value("map_batch", policy)
         cpas, n = _u64_array(pas, "pa")
-        vas = ffi.new("uint64_t[]", max(n, 1))
+        if out is not None:
+            if not isinstance(out, array.array) or out.typecode != "Q" or len(out) != n:
+                raise XlatError(errno.EINVAL, "map_batch", f"out must be an array('Q') of {n} elements")
+            vas = ffi.from_buffer("uint64_t[]", out) if n else ffi.new("uint64_t[1]")
+        else:
+            vas = ffi.new("uint64_t[]", max(n, 1))
         done = ffi.new("uint64_t *")
-        result = array.array("Q")
         try:
             call("map_batch", lib.xlat_map_l3_batch, self.memory._env, self._ctx, cpas, n, u64("size", size),
                  u64("attr", int(attr)), p, vas, done, lock=self.memory.lock)
         except XlatError as e:
-            result.frombytes(ffi.buffer(vas, 8 * int(done[0])))
-            raise XlatBatchError(e.errno, "map_batch", list(result)) from None
+            raise XlatBatchError(e.errno, "map_batch", [int(v) for v in vas[0:int(done[0])]]) from None
+        if out is not None:
+            return out
+        result = array.array("Q")
         result.frombytes(ffi.buffer(vas, 8 * int(done[0])))
         return result
 
@@ -98,3 +108,23 @@ class RuntimeL3:
                  done, lock=self.memory.lock)
         except XlatError as e:
             raise XlatBatchError(e.errno, "unmap_batch", [int(v) for v in cvas[0:int(done[0])]]) from None
+
+    def unmap_batch_as_tfrmm(self, vas: Iterable[int], size: int) -> int:
+        """Benchmark support: unmap as TF-RMM does, and return the nanoseconds it took.
+
+        Each element runs TF-RMM's ``xlat_unmap_l3_region()`` in its single
+        pass (native/xlat_reference.h): not all or nothing, and TLBI over the
+        whole range even when it fails; where TF-RMM asserts, the element
+        stops with an error, earlier pages unmapped.  The bitmap is rebuilt
+        from the descriptors afterwards (not timed), so the context stays
+        consistent.  Raises :class:`XlatBatchError` like :meth:`unmap_batch`.
+        """
+        cvas, n = _u64_array(vas, "va")
+        out = ffi.new("uint64_t[2]")  # done, ns
+        try:
+            call("unmap_batch_as_tfrmm", lib.xlat_tfrmm_unmap_l3_batch, self.memory._env, self._ctx, cvas, n,
+                 u64("size", size), out, out + 1, lock=self.memory.lock)
+        except XlatError as e:
+            done = [int(v) for v in cvas[0:int(out[0])]]
+            raise XlatBatchError(e.errno, "unmap_batch_as_tfrmm", done) from None
+        return int(out[1])

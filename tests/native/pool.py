@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lfafs.xlat import Context, Memory
-from lfafs.xlat_low_va import GB, build_pool as _build, pool_layout
+from lfafs.xlat_low_va import GB, pool_layout
+from lfafs.xlat_low_va import build_pool as _build
 
 POOL_BASE = 1 << 39
 __all__ = ["GB", "POOL_BASE", "build_pool"]

@@ -149,6 +149,30 @@ def test_scan_policy_finds_the_same_va_as_the_bitmap(layout, mmu_on):
     assert ctx.find_va(3 * PAGE) == 511 * PAGE
 
 
+def test_scan_policy_reads_lpa2_tables(layout, mmu_on):
+    # scan() is compiled once per OA encoding (native/xlat_alloc.c)
+    ctx = layout.context([Region.transient(0, 1100 * PAGE)], va_size=1 << 52, lpa2=True)
+    assert ctx.base_level == -1
+    vas = ctx.map_batch([PA] * 600, PAGE, RW, policy="scan")
+    assert list(vas) == [p * PAGE for p in range(600)]
+    ctx.unmap_batch([5 * PAGE, 6 * PAGE, 511 * PAGE, 512 * PAGE, 513 * PAGE], PAGE)
+    for n in (1, 2, 3, 4, 500):
+        assert ctx.find_va(n * PAGE, policy="scan") == ctx.find_va(n * PAGE)
+    ctx.check()
+
+
+def test_scan_policy_skips_transient_ranges_not_built_down_to_l3(layout, mmu_on):
+    # a free TRANSIENT block at L2 has no table under it: skipped as if full, never followed
+    ctx = layout.context([Region.transient(0, 2 << 20, granularity=2 << 20),
+                          Region.transient(2 << 20, 8 * PAGE)], va_size=1 << 30)
+    assert ctx.find_va(PAGE, policy="scan") == ctx.find_va(PAGE) == 2 << 20
+    assert ctx.map_batch([PA] * 8, PAGE, RW, policy="scan")[-1] == (2 << 20) + 7 * PAGE
+    with pytest.raises(XlatError) as e:
+        ctx.find_va(PAGE, policy="scan")
+    assert e.value.errno == errno.ENOMEM
+    ctx.check()
+
+
 def test_allocation_is_deterministic():
     from lfafs.xlat import Memory
 

@@ -213,3 +213,16 @@ def test_runtime_calls_need_the_mmu_on(layout, memory):
     assert err(ctx.reserve, PAGE) == errno.EACCES
     memory.mmu_on = True
     assert ctx.map(PA, PAGE, RW) == 0
+
+
+# -- batches -----------------------------------------------------------------
+
+def test_map_batch_writes_into_a_given_array_in_place(ctx):
+    import array
+
+    out = array.array("Q", [7, 7, 7])
+    assert ctx.map_batch([PA, PA, PA], PAGE, RW, out=out) is out
+    assert list(out) == [0, PAGE, 2 * PAGE]
+    for bad in (array.array("Q", [0, 0]), array.array("q", [0, 0, 0]), [0, 0, 0]):
+        assert err(lambda o=bad: ctx.map_batch([PA, PA, PA], PAGE, RW, out=o)) == errno.EINVAL
+    assert ctx.free_pages == 61

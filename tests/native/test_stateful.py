@@ -1,9 +1,11 @@
 """The C core against the reference model, with random operation sequences.
 
 After every step: the returned VA or error, every L3 descriptor of the
-context, the TLBI count and the longest free run must agree, and the C
-core's own check() must pass.  CI runs 150 sequences of up to 100 steps,
-at least 10,000 steps (checked by the last test of this file)."""
+context, the TLBI count and the longest free run must agree, the C core's
+own check() must pass, and TF-RMM's scan must pick the VA the bitmap picks.
+Batches run against the model one element at a time, stopping at the first
+error.  CI runs 150 sequences of up to 100 steps, at least 10,000 steps
+(checked by the last test of this file)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lfafs.xlat import PAGE, Attr, Memory, Region, XlatError
+from lfafs.xlat import PAGE, Attr, Memory, Region, XlatBatchError, XlatError
 
 from .conftest import Layout
 from .model import Model, ModelError
@@ -90,6 +92,41 @@ class Pool(RuleBasedStateMachine):
     def range_op(self, data, size, op):
         run_both(getattr(self.model, op), getattr(self.ctx, op), self._va(data), size)
 
+    @rule(data=st.data(), n=st.integers(1, 6), size=st.sampled_from([PAGE, PAGE, PAGE, 2 * PAGE, 600 * PAGE, 0]))
+    def unmap_batch(self, data, n, size):
+        vas = [self._va(data) for _ in range(n)]
+        expected = (None, n)
+        for i, va in enumerate(vas):
+            try:
+                self.model.unmap(va, size)
+            except ModelError as e:
+                expected = (e.errno, i)
+                break
+        try:
+            self.ctx.unmap_batch(vas, size)
+            got = (None, n)
+        except XlatBatchError as e:
+            got = (e.errno, len(e.done))
+        assert got == expected, f"unmap_batch({[hex(v) for v in vas]}, {size:#x})"
+
+    @rule(pas=st.lists(st.integers(0, 1 << 20).map(lambda n: n * PAGE), min_size=1, max_size=4),
+          size=SIZES, attr=ATTRS, odd=ODD, policy=st.sampled_from(["bitmap", "scan"]))
+    def map_batch(self, pas, size, attr, odd, policy):
+        pas = [pas[0] + odd, *pas[1:]]
+        expected: tuple = (None, [])
+        for pa in pas:
+            try:
+                expected[1].append(self.model.map(pa, size, attr))
+            except ModelError as e:
+                expected = (e.errno, expected[1])
+                break
+        try:
+            got: tuple = (None, list(self.ctx.map_batch(pas, size, attr, policy=policy)))
+        except XlatBatchError as e:
+            got = (e.errno, e.done)
+        assert got == expected, f"map_batch({[hex(p) for p in pas]}, {size:#x}, policy={policy})"
+        self.known.extend(got[1])
+
     @precondition(lambda self: self.known)
     @rule(data=st.data())
     def free_a_whole_allocation(self, data):
@@ -102,6 +139,19 @@ class Pool(RuleBasedStateMachine):
         STEPS[0] += 1
         raw = self.ctx.descriptors_bytes(0, PAGES)
         assert raw == struct.pack(f"<{PAGES}Q", *self.model.entries)
+
+    @invariant()
+    def tfrmm_scan_agrees_with_the_bitmap(self):
+        for pages in (1, 2, 3, 40):
+            try:
+                bitmap = self.ctx.find_va(pages * PAGE)
+            except XlatError as e:
+                bitmap = e.errno
+            try:
+                scan = self.ctx.find_va(pages * PAGE, policy="scan")
+            except XlatError as e:
+                scan = e.errno
+            assert scan == bitmap, f"{pages} pages: scan {scan} bitmap {bitmap}"
 
     @invariant()
     def allocator_agrees(self):
