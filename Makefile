@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 DEPS   := pyproject.toml setup.py lfafs/_native_build.py $(wildcard native/*.c native/*.h)
 PREFIX ?= $(if $(filter 0,$(shell id -u)),/usr/local,$(HOME)/.local)
 
-.PHONY: run test sanitize bench clean system-deps install install-user uninstall man package-smoke
+.PHONY: run test sanitize bench clean system-deps install install-user uninstall man package-smoke reliability
 
 # The main job: the embedded default platform served at $(MOUNTPOINT) until Ctrl-C.
 run: $(STAMP)
@@ -27,6 +27,12 @@ test: $(STAMP)
 # The native tests again, with the C core built under ASan and UBSan.
 sanitize: $(STAMP)
 	./.ci/sanitize
+
+# Fuzz, crash consistency (SIGKILL, full and read-only disks), soak and bad input: a few minutes, as
+# root with /dev/fuse (docs/reliability.md). CI runs the short form: LFAFS_RELIABILITY=short;
+# LFAFS_SEED=<seed> replays a run.
+reliability: $(STAMP)
+	LFAFS_RELIABILITY=$${LFAFS_RELIABILITY:-full} $(BIN)/python -m pytest -q -p no:cacheprovider tests/reliability
 
 bench: $(STAMP)
 	$(BIN)/lfafs bench all

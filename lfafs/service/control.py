@@ -19,6 +19,9 @@ BUFFER_BUDGET bytes (beyond it a request is refused with ``busy``), a
 connection that sends nothing for IDLE_TIMEOUT or does not read its reply
 within SEND_TIMEOUT is closed, and a large request is parsed outside the
 event loop.
+
+The server and the client are kept together: they speak one framing and one
+set of error codes, defined once here.
 """
 
 from __future__ import annotations
@@ -395,7 +398,10 @@ class Client:
         self._next += 1
         try:
             with self._connect() as s:
-                s.sendall(json.dumps({"id": self._next, "cmd": cmd, "args": args}).encode() + b"\n")
+                try:
+                    s.sendall(json.dumps({"id": self._next, "cmd": cmd, "args": args}).encode() + b"\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # refused half-way (busy, too large): the reason is waiting to be read
                 reply = _read_line(s)
         except TimeoutError:
             raise ControlError("timeout", f"the daemon did not answer {cmd} within {self.timeout:g} s") from None

@@ -24,6 +24,7 @@ from lfafs.fs import SysfsOps, serve
 from lfafs.platform import DEFAULT_PROFILE, Platform, PlatformError, ProfileError
 from lfafs.service import access, control, logs, sdnotify
 from lfafs.service.commands import COMMANDS
+from lfafs.service.efi_boot import EfiKernel, boot_efi
 from lfafs.service.scenario import Scenario, Sources
 from lfafs.service.scenario import check as check_scenario
 from lfafs.service.session import Session
@@ -58,6 +59,8 @@ def load_platform(profile: str | pathlib.Path = DEFAULT_PROFILE, cpus: int | Non
         return Platform.from_profile(profile, cpus=cpus)
     except RecursionError:
         raise ProfileError(str(profile), "(file)", "nested too deeply to be a profile") from None
+    except UnicodeDecodeError:  # the loader reads TOML as UTF-8 text
+        raise ProfileError(str(profile), "(file)", "not UTF-8 text, so not a TOML profile") from None
 
 
 def open_platform(mountpoint: str, *, profile: str | pathlib.Path = DEFAULT_PROFILE, cpus: int | None = None,
@@ -71,7 +74,8 @@ def open_platform(mountpoint: str, *, profile: str | pathlib.Path = DEFAULT_PROF
     platform = scenario.new_platform(cpus) if scenario is not None else load_platform(profile, cpus)
     if state_dir is None:
         return platform, None
-    return platform, StateDir(state_dir).attach(platform, mountpoint)  # a restart is a cold boot from the flash
+    # a restart is a cold boot from the saved flash; the log says when a firmware write waits for the disk
+    return platform, StateDir(state_dir).attach(platform, mountpoint, log=lambda line: logs.say(f"lfafs: {line}"))
 
 
 async def run_mount(mountpoint: str | pathlib.Path, *, profile: str | pathlib.Path = DEFAULT_PROFILE, abi: str = "v3",
@@ -124,7 +128,11 @@ async def _serve_platform(mnt: str, platform: Platform, flash: FlashWriter | Non
         driver = LfaDriver(conduit, abi=abi, notification=platform.profile.notification)
         await driver.probe(nursery)
         mount = Mount(mnt, platform, driver, trio.lowlevel.current_trio_token(), nursery)
-        ops = SysfsOps(driver, mount.token, passthrough=passthrough)
+        # UEFI: Linux reads /sys/firmware/efi and mounts efivarfs at boot (efi_boot.py), again after a reset
+        efi = await boot_efi(platform)
+        ops = SysfsOps(driver, mount.token, passthrough=passthrough, efi=efi)
+        if efi is not None:
+            mount.efi = EfiKernel(platform, ops, efi)
 
         async def fuse_loop() -> None:
             try:
@@ -140,7 +148,7 @@ async def _serve_platform(mnt: str, platform: Platform, flash: FlashWriter | Non
         if not await wait_mounted(mnt):
             raise RuntimeError(f"{mnt} did not become a mount point")
         if events is not None:
-            nursery.start_soon(events.timed, driver)
+            nursery.start_soon(events.timed, driver, mount.efi)
         if ready is not None:
             result = ready(mount)
             if result is not None:
@@ -250,7 +258,8 @@ async def serve_foreground(mountpoint: str, *, profile: str = DEFAULT_PROFILE, a
                 path = control_path or control.socket_path(mountpoint)
                 await mount.nursery.start(control.serve, path, COMMANDS, mount)
                 announce(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint}")
-                logs.say(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint} (pid {os.getpid()})")
+                logs.say(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint} "
+                         f"(pid {os.getpid()})")
                 mount.nursery.start_soon(logs.follow_klog, mount.driver.klog)
                 n = len(mount.driver.images)
                 # READY only now: the mount answers and so does the control socket.

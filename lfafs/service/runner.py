@@ -5,9 +5,11 @@ A daemon serves a temporary mount (with pass-through of the host's
 /sys/firmware unless told otherwise); util-linux's unshare creates a mount
 namespace with private propagation — inside an unprivileged user
 namespace, root mapped to the caller, when the caller is not root — and
-bind-mounts that tree over /sys/firmware inside it only; the command runs
-there, with the daemon's control socket in $LFAFS_SOCKET so that ``lfafs
-ctl`` (no --mount needed) drives the platform from inside.
+bind-mounts that tree over /sys/firmware inside it only (and, with UEFI,
+efi/efivars onto itself, read-only for the ``mainline`` firmware, with
+EFIVARFS_PATH exported for libefivar); the command runs there, with the
+daemon's control socket in $LFAFS_SOCKET so that ``lfafs ctl`` (no
+--mount needed) drives the platform from inside.
 
 SIGTERM, SIGHUP and SIGINT are passed to the command (SIGINT only when it
 did not come from the terminal, which sent it to the command already); the
@@ -30,10 +32,11 @@ import time
 
 from lfafs.platform import DEFAULT_PROFILE
 from lfafs.service import access, spawn
-from lfafs.service.control import socket_path
+from lfafs.service.control import Client, ControlError, socket_path
 from lfafs.service.env import LFAFS_MOUNT, LFAFS_SOCKET
 from lfafs.service.scenario import Sources
 
+EFIVARS = "/sys/firmware/efi/efivars"
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 GRACE = 5.0  # seconds a command has to exit after a forwarded signal, before SIGKILL
 
@@ -47,19 +50,39 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def namespace_command(mountpoint: str, command: list[str]) -> list[str]:
-    """``command`` in a private mount namespace with ``mountpoint`` bound over /sys/firmware."""
+def namespace_command(mountpoint: str, command: list[str], efivars: str | None = None) -> list[str]:
+    """``command`` in a private mount namespace with ``mountpoint`` bound over /sys/firmware.
+
+    With ``efivars`` ("read-write" or "read-only", how the emulated kernel mounted efivarfs) its
+    directory is also a mount point of its own, as efivarfs is on a real system (fwupd's uefi-capsule
+    plugin insists), read-only when the firmware offers no runtime SetVariable (``mainline``).
+    """
     ns = ["unshare", "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         ns[1:1] = ["--user", "--map-root-user"]  # root in a user namespace of its own, mapped to the caller
-    inner = f"mount --bind {shlex.quote(mountpoint)} /sys/firmware && exec \"$@\""
+    steps = [f"mount --bind {shlex.quote(mountpoint)} /sys/firmware"]
+    if efivars is not None:
+        steps.append(f"mount --bind {shlex.quote(os.path.join(mountpoint, 'efi', 'efivars'))} {EFIVARS}")
+        if efivars == "read-only":
+            steps.append(f"mount -o remount,bind,ro {EFIVARS}")
+    inner = " && ".join([*steps, 'exec "$@"'])
     return [*ns, "sh", "-c", inner, "lfafs-run", *command]
 
 
-def environment(mountpoint: str) -> dict[str, str]:
+def efivars_mode(mountpoint: str) -> str | None:
+    """How the daemon's kernel mounted efivarfs ("read-write", "read-only"), or None: no UEFI."""
+    uefi = Client(mount=mountpoint, timeout=30).call("status").get("uefi")
+    return uefi.get("efivarfs") if uefi else None
+
+
+def environment(mountpoint: str, efivars: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env[LFAFS_SOCKET] = socket_path(mountpoint)
     env[LFAFS_MOUNT] = mountpoint
+    if efivars is not None:
+        # libefivar recognises efivarfs by statfs's f_type, which FUSE cannot give: its documented
+        # override names the directory instead (rhboot/efivar src/efivarfs.c; docs/efi.md)
+        env.setdefault("EFIVARFS_PATH", EFIVARS + "/")
     here = os.path.dirname(sys.executable)  # a venv's bin/, where the lfafs command is
     if shutil.which("lfafs") is None and shutil.which("lfafs", path=here):
         env["PATH"] = os.pathsep.join(p for p in (env.get("PATH", ""), here) if p)
@@ -149,7 +172,11 @@ def run(command: list[str], *, profile: str | None = None, abi: str = "v3", cpus
             try:
                 if signals.received is not None:  # asked to stop while the platform was starting
                     return 128 + signals.received
-                child = subprocess.Popen(namespace_command(mnt, command), env=environment(mnt))
+                try:
+                    efivars = efivars_mode(mnt)
+                except ControlError as e:
+                    raise RunError(f"the daemon of {mnt} does not answer: {e}") from None
+                child = subprocess.Popen(namespace_command(mnt, command, efivars), env=environment(mnt, efivars))
                 return exit_status(signals.wait(child))
             finally:
                 daemon.stop()

@@ -24,49 +24,42 @@ What is promised (docs/reliability.md says how each promise is tested):
   metadata, the activation stands, the save is retried until the disk takes
   it (``FlashWriter.retry``), and a restart before then boots the old
   version with the update still staged: the same outcome as a SIGKILL in
-  the middle of an activation.
+  the middle of an activation. Any other write by the firmware itself (the
+  UEFI variable store) is treated the same way.
 - A corrupt flash.json is refused with one line naming the file and the
   field, before anything is written; so are truncated or garbage files.
 
 RAM state (the RMM's memory, realms) is not kept: a restart is a cold boot.
+
+The directory, its lock, the atomic writes and the hook that saves each
+change make one promise and are kept together, so that one reading shows
+it is kept; flash.json's format and checks are in _flash_json.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
 import sys
-import uuid
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
-from lfafs.platform import ComponentSpec, Platform, PlatformError, SpecError
+from lfafs.platform import Platform, PlatformError
 from lfafs.platform import images as _images
 from lfafs.platform.profile import Profile
+from lfafs.service._flash_json import FLASH_FIELDS, FORMAT, IMAGE_NAME, Checker, CorruptFlash, parse_json
 from lfafs.smccc import Version
 
 FLASH = "flash.json"
 IMAGES = "images"
 LOCK = "lock"
-FORMAT = 1
 MAX_FLASH_BYTES = 4 << 20  # far above any table; a bigger flash.json is not ours
-MAX_COMPONENTS = 1024
-ADDED_ACTIVATORS = ("none", "generic", "sp")  # what `component add` can create (commands.py)
-_IMAGE_NAME = re.compile(r"[0-9a-f]{64}\.img")
 _TEMPORARY = re.compile(r".+\.tmp\.\d+")
-_ENTRY_FIELDS = ("name", "guid", "activator", "version", "may_reset_cpu", "cpu_rendezvous_required",
-                 "staged_version")
-# flash's own fields; the platform may write more (Platform.flash_state), each checked by its restore
-_FLASH_FIELDS = ("profile", "components")
-_OPTIONAL_FLASH_FIELDS = ("secure_flash",)  # the UEFI variable SP's NV store (platform/uefi_stack.py)
-_HEX = re.compile(r"(?:[0-9a-f]{2})*")
 
 
 class StateError(RuntimeError):
@@ -128,163 +121,6 @@ def _strerror(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-# -- checking flash.json ---------------------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return "a very large integer"
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class _Checker:
-    """Structural checks of a flash.json document; each failure is one line naming the field."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, field: str, problem: str) -> StateError:
-        return StateError(f"{self.path}: {field}: {problem}; repair or move the file, or use another --state-dir")
-
-    def object(self, value: Any, field: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
-        if not isinstance(value, dict):
-            raise self.fail(field, f"expected an object, got {_show(value)}")
-        for key in keys:
-            if key not in value:
-                raise self.fail(f"{field}.{key}" if field != "top level" else key, "is missing")
-        extra = sorted(k for k in value if k not in keys and k not in optional)
-        if extra:
-            raise self.fail(field, f"unknown field {_show(extra[0])}")
-        return value
-
-    def string(self, value: Any, field: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(field, f"expected a non-empty string, got {_show(value)}")
-        return value
-
-    def boolean(self, value: Any, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(field, f"expected true or false, got {_show(value)}")
-        return value
-
-    def version(self, value: Any, field: str) -> Version:
-        if not (isinstance(value, list) and len(value) == 2
-                and all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < 1 << 32 for p in value)):
-            raise self.fail(field, f"expected [major, minor], integers below 2**32, got {_show(value)}")
-        return Version(*value)
-
-    def guid(self, value: Any, field: str) -> str:
-        self.string(value, field)
-        try:
-            canonical = str(uuid.UUID(value))
-        except ValueError:
-            canonical = None
-        if canonical != value:
-            raise self.fail(field, f"expected a lowercase GUID, got {_show(value)}")
-        return value
-
-    def document(self, doc: Any, profile: Profile | None = None,
-                 extra: tuple[str, ...] = ()) -> tuple[dict, dict[str, str]]:
-        """(flash, image name by GUID) of a well-formed document; ``extra``: more fields flash may have."""
-        self.object(doc, "top level", ("format", "flash", "images"))
-        if doc["format"] != FORMAT or isinstance(doc["format"], bool):
-            raise self.fail("format", f"unknown format {_show(doc['format'])} (this lfafs reads format {FORMAT})")
-        flash = self.object(doc["flash"], "flash", _FLASH_FIELDS, (*_OPTIONAL_FLASH_FIELDS, *extra))
-        self.string(flash["profile"], "flash.profile")
-        if profile is not None and flash["profile"] != profile.name:
-            raise self.fail("flash.profile", f"saved by the {flash['profile']!r} platform, not {profile.name!r}: "
-                                             "start with that profile")
-        if "secure_flash" in flash:
-            self.secure_flash(flash["secure_flash"])
-        comps = flash["components"]
-        if not isinstance(comps, list) or not comps:
-            raise self.fail("flash.components", "expected a non-empty list, got "
-                                                + ("an empty list" if comps == [] else _show(comps)))
-        if len(comps) > MAX_COMPONENTS:
-            raise self.fail("flash.components", f"{len(comps)} components, more than {MAX_COMPONENTS}")
-        names: dict[str, int] = {}
-        guids: dict[str, int] = {}
-        for i, entry in enumerate(comps):
-            at = f"flash.components[{i}]"
-            self.object(entry, at, _ENTRY_FIELDS)
-            name = self.string(entry["name"], f"{at}.name")
-            guid = self.guid(entry["guid"], f"{at}.guid")
-            self.string(entry["activator"], f"{at}.activator")
-            self.version(entry["version"], f"{at}.version")
-            self.boolean(entry["may_reset_cpu"], f"{at}.may_reset_cpu")
-            self.boolean(entry["cpu_rendezvous_required"], f"{at}.cpu_rendezvous_required")
-            if entry["staged_version"] is not None:
-                self.version(entry["staged_version"], f"{at}.staged_version")
-            if name in names:
-                raise self.fail(f"{at}.name", f"{_show(name)} is also flash.components[{names[name]}]")
-            if guid in guids:
-                raise self.fail(f"{at}.guid", f"{guid} is also flash.components[{guids[guid]}]")
-            names[name], guids[guid] = i, i
-        image_names = doc["images"]
-        if not isinstance(image_names, dict):
-            raise self.fail("images", f"expected an object, got {_show(image_names)}")
-        for guid, name in image_names.items():
-            if guid not in guids:
-                raise self.fail(f"images.{guid}", "names no component of flash.components")
-            if not isinstance(name, str) or not _IMAGE_NAME.fullmatch(name):
-                raise self.fail(f"images.{guid}", f"expected <sha256>.img, got {_show(name)}")
-            if comps[guids[guid]]["staged_version"] is None:
-                raise self.fail(f"images.{guid}", f"an image, but flash.components[{guids[guid]}].staged_version "
-                                                  "is null")
-        for i, entry in enumerate(comps):
-            if entry["staged_version"] is not None and entry["guid"] not in image_names:
-                raise self.fail(f"flash.components[{i}].staged_version", "set, but images has no image for "
-                                                                           f"{entry['guid']}")
-        return flash, image_names
-
-    def secure_flash(self, value: Any) -> None:
-        store = self.object(value, "flash.secure_flash", ("format", "objects"))
-        self.string(store["format"], "flash.secure_flash.format")
-        objects = store["objects"]
-        if not isinstance(objects, dict):
-            raise self.fail("flash.secure_flash.objects", f"expected an object, got {_show(objects)}")
-        for uid, data in objects.items():
-            if not uid.isdigit() or not isinstance(data, str) or not _HEX.fullmatch(data):
-                raise self.fail(f"flash.secure_flash.objects.{uid[:24]}", "expected a decimal uid and hex data")
-
-    def fits(self, flash: dict, profile: Profile) -> None:
-        """The saved table against the profile the daemon starts with."""
-        specs = {str(s.guid): s for s in profile.components}
-        saved = {entry["guid"] for entry in flash["components"]}
-        for spec in profile.components:
-            if spec.activator == "rmm" and str(spec.guid) not in saved:
-                raise self.fail("flash.components", f"the RMM component {spec.name} ({spec.guid}) is missing")
-        for i, entry in enumerate(flash["components"]):
-            at = f"flash.components[{i}]"
-            spec = specs.get(entry["guid"])
-            if spec is not None:
-                want = {"name": spec.name, "activator": spec.activator, "may_reset_cpu": spec.may_reset_cpu,
-                        "cpu_rendezvous_required": spec.cpu_rendezvous_required}
-                for key, value in want.items():
-                    if entry[key] != value:
-                        raise self.fail(f"{at}.{key}", f"{_show(entry[key])}, but the profile's {spec.name} has "
-                                                        f"{_show(value)}")
-                continue
-            if entry["activator"] not in ADDED_ACTIVATORS:
-                raise self.fail(f"{at}.activator", f"{_show(entry['activator'])}: an added component has "
-                                                   f"{', '.join(ADDED_ACTIVATORS)}")
-            try:
-                ComponentSpec(name=entry["name"], guid=entry["guid"], activator=entry["activator"],
-                              version=entry["version"], may_reset_cpu=entry["may_reset_cpu"],
-                              cpu_rendezvous_required=entry["cpu_rendezvous_required"])
-            except SpecError as e:
-                field = "cpu_rendezvous_required" if e.field == "cpu_rendezvous" else e.field
-                raise self.fail(f"{at}.{field}", e.problem) from None
-
-
-def _parse_json(data: bytes) -> Any:
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON value")
-
-    return json.loads(data, parse_constant=constant)
-
-
 # -- the directory ------------------------------------------------------------------------------------------
 
 
@@ -325,22 +161,28 @@ class StateDir:
         return None if loaded is None else (loaded.flash, loaded.images)
 
     def _read(self, target: Profile | Platform | None) -> _Loaded | None:
+        try:
+            return self._read_checked(target)
+        except CorruptFlash as e:
+            raise StateError(str(e)) from None
+
+    def _read_checked(self, target: Profile | Platform | None) -> _Loaded | None:
         platform = target if isinstance(target, Platform) else None
         profile = platform.profile if platform is not None else target
         # whatever this platform writes into flash (Platform.flash_state) it may read back
-        extra = tuple(k for k in platform.flash_state() if k not in _FLASH_FIELDS) if platform is not None else ()
+        extra = tuple(k for k in platform.flash_state() if k not in FLASH_FIELDS) if platform is not None else ()
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise StateError(f"{self.path} is not a directory: give --state-dir a directory")
         path = self.flash_file
         if not os.path.lexists(path):
             return None
-        check = _Checker(path)
+        check = Checker(path)
         try:
             data = _read_limited(path, MAX_FLASH_BYTES)
         except OSError as e:
             raise StateError(f"{path} cannot be read: {_strerror(e)}") from None
         try:
-            doc = _parse_json(data)
+            doc = parse_json(data)
         except RecursionError:
             raise StateError(f"{path} cannot be read: nested too deeply, not an lfafs flash") from None
         except (ValueError, UnicodeDecodeError) as e:
@@ -398,33 +240,52 @@ class StateDir:
     # -- owning it (the daemon) --------------------------------------------------------------
 
     def acquire(self, mountpoint: str = "") -> None:
-        """Lock the directory for this process (StateBusy if another daemon has it), then remove the
-        temporary files a killed daemon left."""
-        try:
-            os.makedirs(self.images_dir, mode=0o700, exist_ok=True)
-        except OSError as e:
-            raise StateError(f"cannot use {self.path} as the state directory: {_strerror(e)}") from None
+        """Lock the directory for this process (StateBusy if another daemon has it), say who holds
+        it, and remove the temporary files a killed daemon left."""
+        self._lock(create=True)
+        self._prepare(mountpoint)
+
+    def _lock(self, *, create: bool) -> None:
+        """flock() the lock file (StateBusy if held). Without ``create`` a missing one is left
+        missing: no daemon has used the directory, and a refused start must not make it."""
         lock = os.path.join(self.path, LOCK)
+        if create:
+            try:
+                os.makedirs(self.path, mode=0o700, exist_ok=True)
+            except OSError as e:
+                raise StateError(f"cannot use {self.path} as the state directory: {_strerror(e)}") from None
+        # Held open read-only (flock does not care), so that the file system can still be
+        # remounted read-only under a running daemon, as a failing disk is.
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
+        except FileNotFoundError:
+            if create:
+                raise StateError(f"cannot use {self.path} as the state directory: {lock} cannot be made") from None
+            return
         except OSError as e:
-            if e.errno not in (errno.EROFS, errno.EACCES):
-                raise StateError(f"cannot use {self.path} as the state directory: {lock}: {_strerror(e)}") from None
-            try:  # a read-only directory can still be locked, if it was used before
-                fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                raise StateError(f"cannot use {self.path} as the state directory: {lock}: "
-                                 f"{_strerror(e)}") from None
+            raise StateError(f"cannot use {self.path} as the state directory: {lock}: {_strerror(e)}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             who = _describe_holder(fd)
             os.close(fd)
             raise StateBusy(_busy_message(self.path, who)) from None
-        with contextlib.suppress(OSError):  # who we are: only to explain a refusal to the next daemon
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "mountpoint": mountpoint}).encode() + b"\n", 0)
         self._lock_fd = fd
+
+    def _prepare(self, mountpoint: str) -> None:
+        """Ours now: say who holds it, make images/, remove what a killed daemon left behind."""
+        lock = os.path.join(self.path, LOCK)
+        with contextlib.suppress(OSError):  # who we are: only to explain a refusal to the next daemon
+            w = os.open(lock, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            try:
+                os.write(w, json.dumps({"pid": os.getpid(), "mountpoint": mountpoint}).encode() + b"\n")
+            finally:
+                os.close(w)
+        try:
+            os.makedirs(self.images_dir, mode=0o700, exist_ok=True)
+        except OSError as e:
+            self.release()
+            raise StateError(f"cannot use {self.path} as the state directory: {_strerror(e)}") from None
         self._remove_temporaries()
 
     def release(self) -> None:
@@ -444,7 +305,7 @@ class StateDir:
         """Images no flash.json names (left by a save that was killed): best effort."""
         with contextlib.suppress(OSError):
             for name in os.listdir(self.images_dir):
-                if _IMAGE_NAME.fullmatch(name) and name not in self._on_disk:
+                if IMAGE_NAME.fullmatch(name) and name not in self._on_disk:
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(self.images_dir, name))
 
@@ -472,11 +333,16 @@ class StateDir:
                log: Callable[[str], None] | None = None) -> FlashWriter:
         """Lock the directory, restore the saved flash into ``platform`` and save every later change.
 
-        Refusals (StateBusy, a corrupt or mismatched flash.json) write nothing.
+        Refusals (StateBusy, a corrupt or mismatched flash.json) write nothing, not even a lock
+        file: the directory is checked first, under the lock when a daemon has used it before.
         """
-        self.acquire(mountpoint)
+        self._lock(create=False)
         try:
             loaded = self._read(platform)
+            if self._lock_fd is None:  # a directory no daemon has used: make it ours, then look again
+                self._lock(create=True)
+                loaded = self._read(platform)
+            self._prepare(mountpoint)
             if loaded is None:
                 self.save(platform.flash_state(), platform.staged_images())  # a new directory
             else:
@@ -539,9 +405,9 @@ class _Snapshot:
     def restore(self, platform: Platform) -> None:
         """Put the table and every component's version and staged image back as they were."""
         table_changed = len(platform.components) != len(self.table) or any(
-            a is not b for a, b in zip(platform.components, self.table))
+            a is not b for a, b in zip(platform.components, self.table, strict=False))
         platform.components[:] = self.table
-        for i, (c, (version, staged, staged_version)) in enumerate(zip(self.table, self.fields)):
+        for i, (c, (version, staged, staged_version)) in enumerate(zip(self.table, self.fields, strict=True)):
             c.index, c.version, c.staged, c.staged_version = i, version, staged, staged_version
         if table_changed:
             platform.agent.table_changed()  # the agent's idea of the table follows it back
@@ -555,13 +421,13 @@ class _Snapshot:
         touches no component (the UEFI variable store) is firmware's too.
         """
         same_table = len(platform.components) == len(self.table) and all(
-            a is b for a, b in zip(platform.components, self.table))
+            a is b for a, b in zip(platform.components, self.table, strict=True))
         if not same_table:
             return True
         now = [(c.version, c.staged, c.staged_version) for c in self.table]
-        if any(n[0] != f[0] for n, f in zip(now, self.fields)):
+        if any(n[0] != f[0] for n, f in zip(now, self.fields, strict=True)):
             return False
-        return any(n[1] is not f[1] or n[2] != f[2] for n, f in zip(now, self.fields))
+        return any(n[1] is not f[1] or n[2] != f[2] for n, f in zip(now, self.fields, strict=True))
 
 
 class FlashWriter:
