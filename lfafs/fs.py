@@ -764,7 +764,11 @@ def mount_options(*, auto_unmount: bool = False, allow_other: bool = False) -> d
         "subtype": "lfafs",
         "default_permissions": True,
         "direct_io": True,
-        "attr_timeout": 0,
+        # Every path walk still asks (entry_timeout 0: a rescan's removal shows at once), and a
+        # LOOKUP reply refreshes the attributes; caching them for a second saves the GETATTR
+        # that default_permissions' check would otherwise send on every open (about 1.8x per
+        # open/read/close, docs/performance.md). Only fstat of an fd held open sees them late.
+        "attr_timeout": 1.0,
         "entry_timeout": 0,
         "negative_timeout": 0,
     }
