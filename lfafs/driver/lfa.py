@@ -22,8 +22,17 @@ from typing import Protocol
 import trio
 
 from lfafs.driver.abi import ABIS, Abi
-from lfafs.driver.image import (ATTRIBUTES, KNOWN_NAMES, STALE, STALE_FLAGS, DriverError, Image, format_version,
-                                guid_of, lfa_error_string)
+from lfafs.driver.image import (
+    ATTRIBUTES,
+    KNOWN_NAMES,
+    STALE,
+    STALE_FLAGS,
+    DriverError,
+    Image,
+    format_version,
+    guid_of,
+    lfa_error_string,
+)
 from lfafs.driver.klog import KernelLog
 from lfafs.driver.kstrtobool import kstrtobool
 from lfafs.driver.rwsem import RwSem

@@ -263,7 +263,8 @@ async def serve_foreground(mountpoint: str, *, profile: str = DEFAULT_PROFILE, a
                 mount.nursery.start_soon(logs.follow_klog, mount.driver.klog)
                 n = len(mount.driver.images)
                 # READY only now: the mount answers and so does the control socket.
-                sdnotify.notify(f"READY=1\nSTATUS=serving {n} components of {mount.platform.profile.name} at {mountpoint}")
+                profile = mount.platform.profile.name
+                sdnotify.notify(f"READY=1\nSTATUS=serving {n} components of {profile} at {mountpoint}")
                 interval = sdnotify.watchdog_interval()
                 if interval:
                     mount.nursery.start_soon(_watchdog, mountpoint, interval)

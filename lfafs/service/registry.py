@@ -65,7 +65,8 @@ class Arg:
             raise ControlError("bad-request", f"{command}: {self.name} must be {'/'.join(t.__name__ for t in types)}")
         if self.choices is not None and value not in self.choices:
             raise ControlError("bad-request",
-                               f"{command}: {self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}")
+                               f"{command}: {self.name} must be one of "
+                               f"{', '.join(map(str, self.choices))}, not {value!r}")
 
     def add_to(self, parser: argparse.ArgumentParser | Any) -> None:
         """Add this argument to an argparse parser (or mutually exclusive group)."""

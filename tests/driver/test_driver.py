@@ -231,9 +231,10 @@ async def test_rescan_keeps_settings_adds_and_removes(tmp_path, nursery):
     await rig.write(RMM_GUID, "force_cpu_rendezvous", b"0")
     await rig.write(RMM_GUID, "auto_activate", b"1")
     # the next scan will not see sp2 and will see a new component
+    import uuid
+
     from lfafs.platform.plat_lfa import Component
     from lfafs.platform.profile import ComponentSpec
-    import uuid
 
     new = ComponentSpec(name="scp", guid=uuid.UUID("11111111-2222-3333-4444-555555555555"), activator="none",
                         version=(1, 0), may_reset_cpu=False, cpu_rendezvous_required=False)
