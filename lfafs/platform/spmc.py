@@ -74,6 +74,29 @@ class SpState(str, enum.Enum):
     DESTROYED = "destroyed"  # abort-action destroy: the partition is gone
 
 
+@attrs.define
+class RequestFault:
+    """A fault the platform's owner arms on an SP's direct requests (the control plane's ``efi-fail``).
+
+    ``ffa_error``: the SPMC answers FFA_ERROR with it instead of running the SP
+    (BUSY is what Hafnium answers while the SP's context is not waiting);
+    ``mm_return``: the SP answers with this MM return code without touching
+    its store. ``remaining`` requests get it (None: until cleared).
+    """
+
+    ffa_error: FfaError | None = None
+    mm_return: int | None = None
+    remaining: int | None = None
+
+    def take(self) -> bool:
+        """One request meets the fault; False once it is spent."""
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+        return True
+
+
 @attrs.define(eq=False)
 class Partition:
     """One Secure Partition: its manifest facts and its run state."""
@@ -87,6 +110,7 @@ class Partition:
     abort_action: str = "destroy"
     state: SpState = SpState.WAITING
     live_state: dict | None = None  # what the SP saved at its stop request
+    fault: RequestFault | None = None  # armed by the platform's owner (RequestFault)
 
     @property
     def props(self) -> PartitionProps:
@@ -255,6 +279,9 @@ class Spmc:
         if p.state != SpState.WAITING:
             _error(x, FfaError.BUSY)
             return head + f" -> FFA_ERROR BUSY (SP {p.state.value})", None
+        if p.fault is not None and p.fault.ffa_error is not None and p.fault.take():
+            _error(x, p.fault.ffa_error)
+            return head + f" -> FFA_ERROR {FfaError(p.fault.ffa_error).name} (injected)", None
         p.state = SpState.RUNNING
         if smc64:
             head += ": " + p.sp.describe(x[3], reply=False)
@@ -268,6 +295,10 @@ class Spmc:
             # Trusted Services smm_gateway_sp.c: MM over 32-bit FF-A is not supported
             x[:] = [fid32(FfaFn.MSG_SEND_DIRECT_RESP), ids, 0, MM_RET_NOT_SUPPORTED, 0, 0, 0, 0]
             text = " -> FFA_MSG_SEND_DIRECT_RESP MM NOT_SUPPORTED"
+        elif p.fault is not None and p.fault.mm_return is not None and p.fault.take():
+            code = p.fault.mm_return
+            x[:] = [fid64(FfaFn.MSG_SEND_DIRECT_RESP), ids, 0, code & ((1 << 64) - 1), 0, 0, 0, 0]
+            text = f" -> FFA_MSG_SEND_DIRECT_RESP_64 MM {MmReturn.name_of(code)} (injected)"
         else:
             offset = x[3]
             code = p.sp.direct_request(offset)

@@ -128,6 +128,7 @@ class SecureStorage:
     def __init__(self, objects: dict[int, bytes] | None = None, changed: Callable[[], None] | None = None) -> None:
         self.objects: dict[int, bytes] = dict(objects or {})
         self.changed = changed or (lambda: None)
+        self.full = False  # psa_its_set() answers PSA_ERROR_INSUFFICIENT_STORAGE (a fault the owner arms)
 
     def set(self, uid: int, data: bytes) -> None:
         self.objects[uid] = bytes(data)
@@ -389,7 +390,10 @@ class UefiVariableStore:
         """store_variable_data(): overwrite or append, policing the size limit."""
         backend = self._backend(info.attributes)
         data = var.data[:var.data_size]
-        if not var.attributes & VarAttr.APPEND_WRITE:
+        if backend.full and data:
+            # psa_its_set() -> PSA_ERROR_INSUFFICIENT_STORAGE, psa_to_efi_storage_status(): OUT_OF_RESOURCES
+            status = S.OUT_OF_RESOURCES
+        elif not var.attributes & VarAttr.APPEND_WRITE:
             ok = len(data) <= self.max_variable_size
             if ok:
                 backend.set(info.uid, data)

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import trio
 
-from lfafs.platform import FaultError, Platform, PlatformError
+from lfafs.platform import FaultError, Platform, PlatformError, uefi_setup
 from lfafs.platform.faults import make_fault
 from lfafs.smccc import Fid, LfaStatus, Version
 
@@ -129,6 +129,22 @@ def check_action(platform: Platform, action: Action) -> None:
             raise action.error(str(e), field) from None
     elif action.command == "cpu" and not 0 <= a["cpu"] < platform.ncpus:
         raise action.error(f"no CPU {a['cpu']}: this platform has CPUs 0..{platform.ncpus - 1}", "cpu")
+    elif action.command in ("var-set", "var-delete"):
+        for field, parse in (("guid", uefi_setup.parse_guid), ("attributes", uefi_setup.parse_attributes),
+                             ("data", uefi_setup.parse_data)):
+            if field in a:
+                try:
+                    parse(a[field])
+                except PlatformError as e:
+                    raise action.error(str(e), field) from None
+        if getattr(platform, "uefi", None) is None:
+            raise action.error("this platform boots without UEFI ([uefi] configuration = \"none\"): no variables")
+
+
+def _set_variable(platform: Platform, a: dict) -> None:
+    """A ``var-set`` entry (scenario [[variable]]): SetVariable as the firmware makes it (uefi_setup.py)."""
+    uefi_setup.set_variable(platform, a["name"], uefi_setup.parse_guid(a.get("guid")),
+                            uefi_setup.parse_attributes(a.get("attributes")), uefi_setup.parse_data(a["data"]))
 
 
 def apply_action(platform: Platform, action: Action) -> None:
@@ -147,6 +163,15 @@ def apply_action(platform: Platform, action: Action) -> None:
         platform.power(a["cpu"], a["on"])
     elif action.command == "reset":
         platform.reset()
+    elif action.command == "var-set":
+        _set_variable(platform, a)
+    elif action.command == "var-delete":
+        uefi_setup.delete(platform, a["name"], uefi_setup.parse_guid(a.get("guid")))
+    elif action.command == "efi-fail":
+        uefi_setup.inject(platform, a["fault"], count=a.get("count"), ffa_error=a.get("ffa_error", "BUSY"),
+                          mm_return=a.get("mm_return", "NO_MEMORY"))
+    elif action.command == "efi-clear-faults":
+        uefi_setup.clear(platform)
     else:
         raise AssertionError(action.command)
 
@@ -202,8 +227,11 @@ class ScenarioRun:
         else:
             self.log(f"scenario {event.action.where}: {when}: {event.action.describe()}")
 
-    async def timed(self, driver) -> None:
-        """Run the ``after`` events in time order, on the Trio clock from now."""
+    async def timed(self, driver, efi=None) -> None:
+        """Run the ``after`` events in time order, on the Trio clock from now.
+
+        ``efi`` (service/efi_boot.EfiKernel) boots the kernel's EFI side again after a ``reset``.
+        """
         t0 = trio.current_time()
         for event in sorted((e for e in self.events if e.after is not None), key=lambda e: e.after):
             await trio.sleep_until(t0 + event.after)
@@ -218,3 +246,5 @@ class ScenarioRun:
             self._run_sync(event, when)
             if event.action.command == "reset":
                 await driver.update_fw_images_tree()
+                if efi is not None:
+                    await efi.reboot()

@@ -16,13 +16,16 @@ from typing import Any
 
 import trio
 
-from lfafs.platform import STAGES, FaultError, PlatformError, SpecError, component_spec
+from lfafs.platform import STAGES, FaultError, PlatformError, SpecError, component_spec, uefi_setup
 from lfafs.service.control import ControlError, decode_image
 from lfafs.service.registry import Arg, Registry
 from lfafs.service.session import Session
 from lfafs.smccc import LfaStatus, Version
+from lfafs.uefi import EFI_GLOBAL_VARIABLE
 
-COMMANDS = Registry(groups={"component": "add or remove a component of the LFA table"})
+COMMANDS = Registry(groups={"component": "add or remove a component of the LFA table",
+                            "var": "UEFI variables out of band, as a firmware setup menu sees them",
+                            "efi": "faults of the UEFI variable service (FF-A, MM, storage, the SP)"})
 command = COMMANDS.command
 
 ADDED_ACTIVATORS = ("none", "generic", "sp")
@@ -78,7 +81,20 @@ def status_of(s: Session) -> dict:
         "realm": {"enabled": not p.realm_disabled(), "failure": p.rmmd.failure if p.rmmd else ""},
         "last_report": last.to_dict() if last else None,
         "images": list(s.driver.images),
+        "uefi": _uefi_status(s),
     }
+
+
+def _uefi_status(s: Session) -> dict | None:
+    """The UEFI side: its configuration, the variable SP's state and how the kernel mounted efivarfs."""
+    stack = getattr(s.platform, "uefi", None)
+    if stack is None:
+        return None
+    fault = stack.partition.fault
+    return {"configuration": stack.spec.configuration, "variable_sp": stack.partition.state.value,
+            "efivarfs": None if s.efi is None else "read-only" if s.efi.read_only else "read-write",
+            "faults": ([] if fault is None else [repr(fault)]) + (["storage-full"] if s.platform.secure_flash.full
+                                                                   else [])}
 
 
 def _print_status(st: dict, options: argparse.Namespace) -> None:
@@ -91,6 +107,10 @@ def _print_status(st: dict, options: argparse.Namespace) -> None:
     for c in st["components"]:
         print(f"{c['name']:<10} {c['version']:<9} {c['staged_version'] or '-':<9} {c['activator']:<9} {c['guid']}"
               + (f"  faults: {'; '.join(c['faults'])}" if c["faults"] else ""))
+    u = st.get("uefi")
+    if u:
+        print(f"uefi: {u['configuration']}, variable SP {u['variable_sp']}, efivarfs {u['efivarfs'] or 'not mounted'}"
+              + (f"; faults: {', '.join(u['faults'])}" if u["faults"] else ""))
     a = st["agent"]
     print(f"agent: {a['component'] or 'idle'} prime={a['prime']} in_progress={a['activation_in_progress']}")
     print(f"realm world: {'enabled' if st['realm']['enabled'] else 'DISABLED: ' + st['realm']['failure']}")
@@ -251,6 +271,8 @@ async def reset(s: Session) -> dict:
     except PlatformError as e:
         raise ControlError("busy", str(e)) from None
     await s.driver.update_fw_images_tree()
+    if s.efi is not None:
+        await s.efi.reboot()  # the firmware booted again: so does the kernel's EFI side (efi_boot.py)
     return {"reset": True}
 
 
@@ -290,3 +312,90 @@ async def component_remove(s: Session, component: str) -> dict:
     except PlatformError as e:
         raise ControlError("bad-request", str(e)) from None
     return {"component": c.name}
+
+
+# -- UEFI variables out of band, and faults of the variable service (platform/uefi_setup.py) ----------------
+
+VAR_NAME = Arg("name", required=True, positional=True, help="the variable's name, e.g. Boot0003")
+VAR_GUID = Arg("guid", help=f"its vendor GUID (default: EFI_GLOBAL_VARIABLE {EFI_GLOBAL_VARIABLE})")
+
+
+def _guid(text: str | None) -> uuid.UUID:
+    return _setup(uefi_setup.parse_guid, text)
+
+
+def _var(v: uefi_setup.Variable) -> dict:
+    return {"name": v.name, "guid": str(v.guid), "attributes": v.attributes, "data": v.data.hex()}
+
+
+def _setup(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except PlatformError as e:
+        raise ControlError("bad-request", str(e)) from None
+
+
+def _print_vars(r: list[dict], options: argparse.Namespace) -> None:
+    for v in r:
+        print(f"{v['name']}-{v['guid']}  attributes {v['attributes']:#x}  {len(v['data']) // 2} bytes")
+
+
+@command("var-list", help="the variables in the store (every boot-time one, not only those the OS sees)",
+         cli=("var", "list"), show=_print_vars)
+async def var_list(s: Session) -> list[dict]:
+    return [_var(v) for v in _setup(uefi_setup.variables, s.platform)]
+
+
+@command("var-get", help="one variable: attributes and data (hex)", cli=("var", "get"), args=(VAR_NAME, VAR_GUID),
+         show=lambda r, o: print(f"{r['name']}-{r['guid']} attributes {r['attributes']:#x}\n{r['data']}"))
+async def var_get(s: Session, name: str, guid: str | None = None) -> dict:
+    v = _setup(uefi_setup.get, s.platform, name, _guid(guid))
+    if v is None:
+        raise ControlError("bad-request", f"no variable {name}-{_guid(guid)}")
+    return _var(v)
+
+
+@command("var-set", help="SetVariable as the firmware makes it (a new name shows in efivars after a reset)",
+         cli=("var", "set"),
+         args=(VAR_NAME, VAR_GUID, Arg("data", required=True, help="the value as hex bytes, e.g. 0100"),
+               Arg("attributes", help="nv,bs,rt,at,append or a number (default: nv,bs,rt)")),
+         show=lambda r, o: print(f"set {r['name']}-{r['guid']} ({len(r['data']) // 2} bytes)"))
+async def var_set(s: Session, name: str, data: str, guid: str | None = None, attributes: str | None = None) -> dict:
+    value, vendor = _setup(uefi_setup.parse_data, data), _guid(guid)
+    attrs_ = _setup(uefi_setup.parse_attributes, attributes)
+    _setup(uefi_setup.set_variable, s.platform, name, vendor, attrs_, value)
+    return {"name": name, "guid": str(vendor), "attributes": attrs_, "data": value.hex()}
+
+
+@command("var-delete", help="delete a variable from the store", cli=("var", "delete"), args=(VAR_NAME, VAR_GUID),
+         show=lambda r, o: print(f"deleted {r['name']}-{r['guid']}"))
+async def var_delete(s: Session, name: str, guid: str | None = None) -> dict:
+    vendor = _guid(guid)
+    _setup(uefi_setup.delete, s.platform, name, vendor)
+    return {"name": name, "guid": str(vendor)}
+
+
+@command("var-fill", help="add NV variables until the store refuses one (a full index or storage)",
+         cli=("var", "fill"), args=(Arg("size", int, cli_default=1024, help="bytes per variable"),),
+         show=lambda r, o: print(f"added {r['added']} variables of {r['size']} bytes; the store is full"))
+async def var_fill(s: Session, size: int = 1024) -> dict:
+    return {"added": _setup(uefi_setup.fill, s.platform, size), "size": size}
+
+
+@command("efi-fail", help="inject a fault into the UEFI variable service", cli=("efi", "fail"),
+         args=(Arg("fault", required=True, positional=True, choices=uefi_setup.FAULTS),
+               Arg("count", int, metavar="N", help="only the next N requests (default: until cleared)"),
+               Arg("ffa_error", help="with ffa-error: the FF-A error, e.g. DENIED"),
+               Arg("mm_return", help="with mm-error: the MM return code, e.g. DENIED (default NO_MEMORY)")),
+         show=lambda r, o: print(r["fault"]))
+async def efi_fail(s: Session, fault: str, count: int | None = None, ffa_error: str = "BUSY",
+                   mm_return: str = "NO_MEMORY") -> dict:
+    return {"fault": _setup(uefi_setup.inject, s.platform, fault, count=count, ffa_error=ffa_error,
+                            mm_return=mm_return)}
+
+
+@command("efi-clear-faults", help="remove the faults of the UEFI variable service (a failed SP needs a reset)",
+         cli=("efi", "clear-faults"))
+async def efi_clear_faults(s: Session) -> dict:
+    _setup(uefi_setup.clear, s.platform)
+    return {}

@@ -19,6 +19,11 @@ powered off, and events: a control action at a time on the daemon's clock
     status = "LFA_AUTH_ERROR"
     once = true
 
+    [[variable]]                       # UEFI: SetVariable as the firmware makes it (ctl var set)
+    name = "Boot0003"
+    data = "01000000..."               # hex
+    attributes = "nv,bs,rt"            # the default
+
     [[event]]
     after = 1.0
     action = "notify"
@@ -56,8 +61,9 @@ from lfafs.service._scenario_actions import (
 from lfafs.service._toml_lines import Lines
 from lfafs.service.commands import COMMANDS
 
-TOP_FIELDS = ("description", "profile", "cpus_off", "stage", "fault", "event")
-EVENT_ACTIONS = ("stage", "unstage", "fail", "clear-faults", "notify", "cpu", "reset")
+TOP_FIELDS = ("description", "profile", "cpus_off", "stage", "fault", "variable", "event")
+EVENT_ACTIONS = ("stage", "unstage", "fail", "clear-faults", "notify", "cpu", "reset", "var-set", "var-delete",
+                 "efi-fail", "efi-clear-faults")
 # Before a PRIME the kernel is inside an SMC: only what changes the flash or the fault table.
 PRIME_ACTIONS = ("stage", "unstage", "fail", "clear-faults")
 TRIGGERS = ("after", "before_prime")
@@ -73,13 +79,14 @@ class Scenario:
     faults: tuple[Action, ...] = ()
     cpus_off: tuple[int, ...] = ()
     events: tuple[Event, ...] = ()
+    variables: tuple[Action, ...] = ()  # [[variable]]: var-set before the kernel boots
 
     def new_platform(self, cpus: int | None = None) -> Platform:
         return Platform(self.profile, cpus=cpus)
 
     def apply(self, platform: Platform) -> None:
         """The starting state: staged images, armed faults, CPUs off (Platform's public API)."""
-        for action in (*self.stage, *self.faults):
+        for action in (*self.stage, *self.faults, *self.variables):
             apply_action(platform, action)
         for cpu in self.cpus_off:
             platform.power(cpu, False)
@@ -87,7 +94,7 @@ class Scenario:
     def check(self, platform: Platform) -> None:
         """Apply to a scratch ``platform`` and check every event's arguments against it."""
         cpus_where = Where(self.source, None, "cpus_off")
-        for action in (*self.stage, *self.faults):
+        for action in (*self.stage, *self.faults, *self.variables):
             _guard(action, lambda a=action: check_action(platform, a))
             _guard(action, lambda a=action: apply_action(platform, a))
         for cpu in self.cpus_off:
@@ -101,7 +108,7 @@ class Scenario:
     def start(self, platform: Platform, log: Callable[[str], None]) -> ScenarioRun:
         self.apply(platform)
         log(f"scenario {self.source}: applied {len(self.stage)} staged, {len(self.faults)} faults, "
-            f"CPUs off {list(self.cpus_off)}, {len(self.events)} events")
+            f"{len(self.variables)} variables, CPUs off {list(self.cpus_off)}, {len(self.events)} events")
         return ScenarioRun(self.events, platform, log)
 
 
@@ -190,8 +197,10 @@ def load(path: str | os.PathLike, *, profile: str | None = None) -> Scenario:
     cpus_off = data.get("cpus_off", [])
     if not isinstance(cpus_off, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus_off):
         raise where("cpus_off").error(f"expected a list of CPU numbers, got {cpus_off!r}")
+    variables = tuple(_action("var-set", raw, where("variable", i), base, where)
+                      for i, raw in enumerate(_tables(data, "variable", where)))
     events = tuple(_event(raw, i, base, where) for i, raw in enumerate(_tables(data, "event", where)))
-    return Scenario(source, resolved, stage, faults, tuple(cpus_off), events)
+    return Scenario(source, resolved, stage, faults, tuple(cpus_off), events, variables)
 
 
 def _tables(data: dict, key: str, where) -> list[dict]:

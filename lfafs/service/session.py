@@ -6,10 +6,15 @@ a Session, so they never import the daemon (the daemon imports them).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from lfafs.driver import LfaDriver
 from lfafs.platform import Platform
+
+if TYPE_CHECKING:
+    from lfafs.service.efi_boot import EfiKernel
 
 
 @attrs.define
@@ -17,6 +22,7 @@ class Session:
     mountpoint: str
     platform: Platform
     driver: LfaDriver
+    efi: EfiKernel | None = attrs.field(default=None, kw_only=True)  # the kernel's EFI side, with UEFI
 
     @property
     def abi(self) -> str:

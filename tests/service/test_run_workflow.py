@@ -124,7 +124,7 @@ def test_run_takes_the_mount_options_and_keeps_a_state_directory(tmp_path):
     r = run("--state-dir", str(state), "--cpus", "2", "--kernel-abi", "v1", "--no-passthrough", "--",
             "sh", "-c", f"cat /sys/firmware/lfa/{RMM}/current_version; ls /sys/firmware; "
                         f"ls /sys/firmware/lfa/{RMM} | grep -c auto_activate; lfafs ctl status | grep cpus")
-    assert r.stdout == "1.3\nlfa\n0\ncpus: 0:on 1:on\n", r.stderr
+    assert r.stdout == "1.3\nefi\nlfa\n0\ncpus: 0:on 1:on\n", r.stderr  # efi/: the platform boots UEFI
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
