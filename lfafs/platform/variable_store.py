@@ -27,6 +27,7 @@ component in Trusted Services and are kept together here.
 
 from __future__ import annotations
 
+import copy
 import struct
 from collections.abc import Callable
 
@@ -118,21 +119,31 @@ class VariableInfo:
     dirty: bool = False
 
 
+class StorageFailure(Exception):
+    """The flash behind the store refused a write (psa_its_set(): PSA_ERROR_STORAGE_FAILURE)."""
+
+
 class SecureStorage:
     """A PSA storage backend: objects by uid (the Protected Storage SP, or SP memory).
 
-    ``changed`` is called after every change, so the platform can persist
-    the NV store with its flash.
+    ``changed`` persists the store with the platform's flash. Outside a
+    transaction it runs after every change; inside one (``transaction()``,
+    one SetVariable) it runs once at the end, and if it fails the objects
+    go back to what they were and StorageFailure is raised: a variable is
+    either written to flash or not changed at all.
     """
 
     def __init__(self, objects: dict[int, bytes] | None = None, changed: Callable[[], None] | None = None) -> None:
         self.objects: dict[int, bytes] = dict(objects or {})
         self.changed = changed or (lambda: None)
         self.full = False  # psa_its_set() answers PSA_ERROR_INSUFFICIENT_STORAGE (a fault the owner arms)
+        self.committing = False  # True while ``changed`` saves a transaction (the service refuses, not defers)
+        self._txn: dict[int, bytes] | None = None
+        self._dirty = False
 
     def set(self, uid: int, data: bytes) -> None:
         self.objects[uid] = bytes(data)
-        self.changed()
+        self._touched()
 
     def get(self, uid: int) -> bytes | None:
         return self.objects.get(uid)
@@ -140,8 +151,37 @@ class SecureStorage:
     def remove(self, uid: int) -> bool:
         if self.objects.pop(uid, None) is None:
             return False
-        self.changed()
+        self._touched()
         return True
+
+    def _touched(self) -> None:
+        if self._txn is None:
+            self.changed()
+        else:
+            self._dirty = True
+
+    def begin(self) -> None:
+        self._txn, self._dirty = dict(self.objects), False
+
+    def rollback(self) -> None:
+        if self._txn is not None:
+            self.objects = self._txn
+        self._txn, self._dirty = None, False
+
+    def commit(self) -> None:
+        """Save the transaction's changes in one flash write; StorageFailure (and nothing changed) if it fails."""
+        before, dirty = self._txn, self._dirty
+        self._txn, self._dirty = None, False
+        if before is None or not dirty:
+            return
+        self.committing = True
+        try:
+            self.changed()
+        except Exception as e:  # the platform's save hook: a full or read-only disk, no descriptors
+            self.objects = before
+            raise StorageFailure(str(e)) from None
+        finally:
+            self.committing = False
 
 
 class VariableIndex:
@@ -335,7 +375,32 @@ class UefiVariableStore:
     # -- SetVariable
 
     def set_variable(self, var: AccessVariable) -> int:
-        """uefi_variable_store_set_variable(); ``var.data`` may be replaced by the authenticated payload."""
+        """uefi_variable_store_set_variable(), written to flash in one transaction.
+
+        A flash write that fails leaves the store as it was and answers
+        EFI_DEVICE_ERROR, as Trusted Services' psa_to_efi_storage_status()
+        maps PSA_ERROR_STORAGE_FAILURE (components/service/uefi/smm_variable/
+        backend/uefi_variable_store.c).
+        """
+        index = copy.deepcopy(self.index)
+        self.persistent.begin()
+        try:
+            status = self._set_variable(var)
+        except BaseException:
+            self.persistent.rollback()
+            self.index = index
+            raise
+        if status != S.SUCCESS and not self.persistent._dirty:
+            self.persistent.rollback()
+            return status
+        try:
+            self.persistent.commit()
+        except StorageFailure:
+            self.index = index
+            return S.DEVICE_ERROR
+        return status
+
+    def _set_variable(self, var: AccessVariable) -> int:
         status = check_name_terminator(var.name, var.name_size)
         if status != S.SUCCESS:
             return status

@@ -434,11 +434,12 @@ class FlashWriter:
     """The platform's ``flash_changed`` hook: every change of the flash is saved before anyone hears of it.
 
     Out of band (stage, unstage, component add and remove) a failed save
-    undoes the change and raises FlashWriteError to the caller. A write by
-    the firmware itself (an activation's commit, which cannot be undone, the
-    module's docstring says why; the UEFI variable store) never raises into
-    it: it stands, ``unsaved`` says why it is not on disk, and ``retry`` (the
-    daemon calls it every second, and at exit) writes it once the disk takes it.
+    undoes the change and raises FlashWriteError to the caller; so does a
+    UEFI SetVariable, which the variable SP then undoes and answers
+    EFI_DEVICE_ERROR. An activation's commit cannot be undone (the module's
+    docstring says why): it stands, ``unsaved`` says why it is not on disk,
+    and ``retry`` (the daemon calls it every second, and at exit) writes it
+    once the disk takes it.
     """
 
     def __init__(self, state: StateDir, platform: Platform, log: Callable[[str], None]) -> None:
@@ -455,8 +456,14 @@ class FlashWriter:
             if self._before.out_of_band(platform):
                 self._before.restore(platform)
                 raise FlashWriteError(f"{e}: the change was not made") from None
+            storage = getattr(platform, "secure_flash", None)
+            if storage is not None and storage.committing:
+                # A SetVariable: the variable SP undoes it and answers EFI_DEVICE_ERROR
+                # (variable_store.SecureStorage.commit), as a real SP whose flash write fails.
+                self.log(f"{e}: a UEFI variable write was refused (EFI_DEVICE_ERROR)")
+                raise
             self.unsaved = str(e)
-            self.log(f"{e}: a firmware write (an activation's commit, a UEFI variable) stands but is not saved "
+            self.log(f"{e}: a firmware write (an activation's commit) stands but is not saved "
                      "yet; lfafs retries every second, and a restart before then boots the flash as last saved "
                      "(an activated update still staged)")
         else:

@@ -108,6 +108,32 @@ def test_an_out_of_band_change_whose_save_fails_is_undone(disk, failure, change)
     assert StateDir(sd.path).load(p)[0] == p.flash_state()
 
 
+@pytest.mark.parametrize("failure", ["full", "read-only"])
+async def test_a_uefi_variable_whose_save_fails_is_refused_with_device_error_and_unchanged(disk, failure):
+    # A variable is written to flash or not at all: Trusted Services' store answers
+    # EFI_DEVICE_ERROR for PSA_ERROR_STORAGE_FAILURE (uefi_variable_store.c,
+    # psa_to_efi_storage_status()), and a crash afterwards finds the variable as it was.
+
+    from lfafs.uefi import EFI_GLOBAL_VARIABLE, NV_BS_RT, EfiStatus
+
+    sd = StateDir(os.path.join(disk.path, "state"))
+    p = Platform.from_profile()
+    sd.attach(p, log=lambda line: None)
+    rt = p.uefi.runtime
+    vendor = EFI_GLOBAL_VARIABLE
+    assert await rt.set_variable("LfafsTest", vendor, int(NV_BS_RT), b"old") == EfiStatus.SUCCESS
+    saved = StateDir(sd.path).load(Platform.from_profile())[0]
+    disk.fill() if failure == "full" else disk.read_only()
+    assert await rt.set_variable("LfafsTest", vendor, int(NV_BS_RT), b"new!") == EfiStatus.DEVICE_ERROR
+    status, _, _, data = await rt.get_variable("LfafsTest", vendor, attributes=True, data_size=64)
+    assert status == EfiStatus.SUCCESS and data == b"old"
+    assert p.flash_state() == saved and temporaries(sd.path) == []
+    disk.read_only(False)
+    disk.free()
+    assert await rt.set_variable("LfafsTest", vendor, int(NV_BS_RT), b"new!") == EfiStatus.SUCCESS
+    assert StateDir(sd.path).load(Platform.from_profile())[0] == p.flash_state()
+
+
 async def _activate(p: Platform, driver: LfaDriver, guid: str) -> None:
     await driver.read(guid, "activation_pending")  # the agent learns of the image (sysfs-abi.md, "Traps")
     assert await driver.write(guid, "activate", b"1") == 1
