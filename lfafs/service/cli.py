@@ -295,7 +295,7 @@ def parser() -> argparse.ArgumentParser:
     add_fleet_parser(sub)
     b = sub.add_parser("bench", help="run benchmarks and print their figures")
     b.add_argument("suite", nargs="?", default="all",
-                   help="which benchmark: native, activation, fs, scale, fleet, or all (the default)")
+                   help="which benchmark: native, activation, fs, scale, fleet, efi, or all (the default)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_bench)
     comp = sub.add_parser("completion", help="print a shell completion script",

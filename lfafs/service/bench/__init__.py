@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 
 from lfafs.service.bench import activation as _activation
+from lfafs.service.bench import efi as _efi
 from lfafs.service.bench import fleet as _fleet
 from lfafs.service.bench import fs as _fs
 from lfafs.service.bench import native as _native
@@ -20,6 +21,7 @@ SUITES: dict[str, Callable[[], dict]] = {"native": _native.native, "activation":
                                          "fs": _fs.fs}
 SUITES["scale"] = _scale.scale
 SUITES["fleet"] = _fleet.fleet  # docs/fleet.md
+SUITES["efi"] = _efi.efi  # docs/performance.md, "UEFI variables"
 
 _LABELS = {
     "pool_pages": ("pages in the pool", ""),
@@ -42,6 +44,16 @@ _LABELS = {
     "fresh_attr_open_read_close_us": ("open/read/close, lfa/<rmm>/activation_pending", "us"),
     "during_activation_cached_read_us": ("during an activation: read name", "us"),
     "during_activation_pending_read_ms": ("during an activation: read activation_pending", "ms"),
+    "efi_floor_read_us": ("read a 20-byte constant mfusepy file (floor)", "us"),
+    "efi_read_us": ("read efi/efivars/<var>, 20 bytes", "us"),
+    "efi_floor_write_us": ("write a 20-byte constant mfusepy file (floor)", "us"),
+    "efi_write_us": ("write efi/efivars/<var> (SetVariable)", "us"),
+    "efibootmgr_v_ms": ("efibootmgr -v, 32 boot entries (namespace)", "ms"),
+    "efibootmgr_namespace_ms": ("the same namespace running true", "ms"),
+    "idle_ops_per_s": ("variable reads+writes a second, idle", "/s"),
+    "during_activation_ok_per_s": ("during an SP activation: succeeded", "/s"),
+    "during_activation_enospc_per_s": ("during an SP activation: ENOSPC", "/s"),
+    "after_activation_ok": ("ops succeeded in 0.2 s after it", ""),
     **{f"activation_ms_{n}_pages": (f"RMM activation, 4 CPUs, {n:,} pages mapped", "ms")
        for n in _activation.ACTIVATION_PAGES},
     **{f"activation_ms_{n}_cpus": (f"RMM activation, {n} CPUs", "ms") for n in _scale.CPU_COUNTS},
