@@ -216,14 +216,7 @@ class _EfiFiles:
                           if f"{node[1]}/{n}".strip("/") in self._efi.sysfs.dirs)
             out = {"st_mode": DIR_MODE, "st_nlink": 2 + subdirs, "st_size": 0}
         out.update(st_uid=0, st_gid=0, st_atime=self._born, st_mtime=self._born, st_ctime=self._born)
-        ia = self._iattr(path, node)
-        if ia is not None:
-            if ia.mode is not None:
-                out["st_mode"] = stat.S_IFMT(out["st_mode"]) | ia.mode
-            for key in ("uid", "gid", "atime", "mtime", "ctime"):
-                if getattr(ia, key) is not None:
-                    out["st_" + key] = getattr(ia, key)
-        return out
+        return self._with_iattr(out, path, node)
 
     def _efi_readdir(self, path: str) -> list[str]:
         node = self._efi_parse(path)
@@ -456,6 +449,10 @@ class SysfsOps(_EfiFiles, mfusepy.Operations):
             out = {"st_mode": DIR_MODE, "st_nlink": 2 + subdirs, "st_size": 0}
         if node[0] != "host":
             out.update(st_uid=0, st_gid=0, st_atime=self._born, st_mtime=self._born, st_ctime=self._born)
+        return self._with_iattr(out, path, node)
+
+    def _with_iattr(self, out: dict, path: str, node) -> dict:
+        """A stat with what chmod, chown and utimens set on the node (kernfs keeps them in its iattrs)."""
         ia = self._iattr(path, node)
         if ia is not None:
             if ia.mode is not None:

@@ -13,6 +13,9 @@ import enum
 import re
 from typing import NamedTuple
 
+WORLDS = ("ns", "secure", "realm")
+"""The security state an SMC is issued from (Normal, Secure, Realm)."""
+
 MASK64 = (1 << 64) - 1
 SMC_UNK = MASK64  # -1
 

@@ -34,11 +34,10 @@ from lfafs.platform.psci import PSCI_FIDS, PSCI_VERSION_1_1, AffinityState, Psci
 from lfafs.platform.rmmd import RMM_FIDS, Rmmd
 from lfafs.platform.topology import MAX_CPUS, Topology
 from lfafs.platform.trace import ActivationReport, Recorder, SmcTrace
-from lfafs.platform.uefi_machine import Regs8, UefiMachine, flash_from_state, flash_to_state
+from lfafs.platform.uefi_machine import Regs8, UefiMachine
+from lfafs.platform.uefi_stack import flash_from_state, flash_to_state
 from lfafs.platform.variable_store import SecureStorage
-from lfafs.smccc import INVALID_COMPONENT, SMC_UNK, Fid, RmmBootStatus, Version, u64
-
-WORLDS = ("ns", "secure", "realm")
+from lfafs.smccc import INVALID_COMPONENT, SMC_UNK, WORLDS, Fid, RmmBootStatus, Version, u64
 
 
 class Regs(NamedTuple):

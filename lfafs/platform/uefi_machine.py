@@ -22,10 +22,7 @@ from lfafs.platform.ffa import FfaFn, fid32, fid64, is_ffa_fid
 from lfafs.platform.plat_lfa import PlatformError
 from lfafs.platform.spmd_lsp import SpmdLspActivator
 from lfafs.platform.uboot import run_async
-from lfafs.platform.uefi_stack import flash_from_state, flash_to_state
-from lfafs.smccc import SMC_UNK, u64
-
-WORLDS = ("ns", "secure", "realm")
+from lfafs.smccc import SMC_UNK, WORLDS, u64
 
 
 class Regs8(NamedTuple):
@@ -136,4 +133,4 @@ class UefiMachine:
                        now, 0.0, decoded=text)
 
 
-__all__ = ["Regs8", "UefiMachine", "flash_from_state", "flash_to_state"]
+__all__ = ["Regs8", "UefiMachine"]

@@ -33,6 +33,8 @@ import uuid
 
 import trio
 
+from lfafs.service.bench._beside_floor import beside_floor
+
 BENCH_GUID = uuid.UUID("6c666166-7300-4669-8c6c-0000000000be")
 BENCH_NAME = "LfafsBench"
 DATA = bytes(range(16))
@@ -165,106 +167,71 @@ def _boot_entries(platform) -> None:
 
 def efi(rounds: int = 7, n: int = 200, client_rounds: int = 5) -> dict:
     """Variable read/write against the floor, efibootmgr -v with 32 entries, a workload during an SP activation."""
-    # Here, not at the top: the other benchmarks run where libfuse is missing.
-    import mfusepy
+    from lfafs.service.daemon import load_platform
 
-    from lfafs.fs import mount_options
-    from lfafs.service import spawn
-    from lfafs.service.daemon import load_platform, run_mount
-
-    if not os.path.exists("/dev/fuse") or os.geteuid() != 0:
-        raise SystemExit("lfafs bench efi: needs root and /dev/fuse to mount")
     for tool in ("unshare", "efibootmgr"):
         if shutil.which(tool) is None:
             raise SystemExit(f"lfafs bench efi: needs {tool} (Debian: util-linux, efibootmgr)")
     tmp = tempfile.mkdtemp(prefix="lfafs-bench-efi-")
-    floor_mnt, lfa_mnt = os.path.join(tmp, "floor"), os.path.join(tmp, "lfafs")
-    os.makedirs(floor_mnt)
-    os.makedirs(lfa_mnt)
     profile = os.path.join(tmp, "bench-efi.toml")
     with open(profile, "w") as f:
         f.write(PROFILE)
     platform = load_platform(profile, cpus=2)
     _boot_entries(platform)
-    floor = threading.Thread(target=lambda: mfusepy.FUSE(_Constant(), floor_mnt, raw_fi=True, **mount_options()),
-                             daemon=True)
-    floor.start()
-    state: dict = {}
-    ready = threading.Event()
-
-    def run() -> None:
-        def on_ready(mount) -> None:
-            state["mount"] = mount
-            ready.set()
-
-        trio.run(lambda: run_mount(lfa_mnt, ready=on_ready, opened=(platform, None)))
-
-    lfa = threading.Thread(target=run, daemon=True)
-    lfa.start()
     try:
-        for _ in range(3000):
-            if os.path.ismount(floor_mnt) and ready.is_set():
-                break
-            time.sleep(0.01)
-        else:
-            raise SystemExit("lfafs bench efi: the mounts did not come up")
-        m = state["mount"]
-        var = os.path.join(lfa_mnt, "efi", "efivars", f"{BENCH_NAME}-{BENCH_GUID}")
-        const = os.path.join(floor_mnt, "efi", "efivars", f"{BENCH_NAME}-{BENCH_GUID}")
-        with open(var, "rb") as f:
-            if f.read() != VALUE:
-                raise SystemExit(f"lfafs bench efi: {var} does not read back what was set")
-        _make_mutable(var)
-        best = {k: float("inf") for k in ("floor_read", "read", "floor_write", "write")}
-        for _ in range(rounds):  # interleaved: drift hits all four alike
-            best["floor_read"] = min(best["floor_read"], _per_op(_read, const, n))
-            best["read"] = min(best["read"], _per_op(_read, var, n))
-            best["floor_write"] = min(best["floor_write"], _per_op(_write, const, n))
-            best["write"] = min(best["write"], _per_op(_write, var, n))
+        with beside_floor("efi", _Constant(), tmp, opened=(platform, None)) as (m, lfa_mnt, floor_mnt):
+            var = os.path.join(lfa_mnt, "efi", "efivars", f"{BENCH_NAME}-{BENCH_GUID}")
+            const = os.path.join(floor_mnt, "efi", "efivars", f"{BENCH_NAME}-{BENCH_GUID}")
+            with open(var, "rb") as f:
+                if f.read() != VALUE:
+                    raise SystemExit(f"lfafs bench efi: {var} does not read back what was set")
+            _make_mutable(var)
+            best = {k: float("inf") for k in ("floor_read", "read", "floor_write", "write")}
+            for _ in range(rounds):  # interleaved: drift hits all four alike
+                best["floor_read"] = min(best["floor_read"], _per_op(_read, const, n))
+                best["read"] = min(best["read"], _per_op(_read, var, n))
+                best["floor_write"] = min(best["floor_write"], _per_op(_write, const, n))
+                best["write"] = min(best["write"], _per_op(_write, var, n))
 
-        client = {"efibootmgr": float("inf"), "namespace": float("inf")}
-        for _ in range(client_rounds):
-            dt, r = _in_namespace(lfa_mnt, "efibootmgr -v")
-            if r.returncode != 0 or r.stdout.count("bench entry") != BOOT_ENTRIES:
-                raise SystemExit(f"lfafs bench efi: efibootmgr -v failed ({r.returncode}): {r.stderr.strip()}")
-            client["efibootmgr"] = min(client["efibootmgr"], dt)
-            dt, r = _in_namespace(lfa_mnt, "true")
-            client["namespace"] = min(client["namespace"], dt)
+            client = {"efibootmgr": float("inf"), "namespace": float("inf")}
+            for _ in range(client_rounds):
+                dt, r = _in_namespace(lfa_mnt, "efibootmgr -v")
+                if r.returncode != 0 or r.stdout.count("bench entry") != BOOT_ENTRIES:
+                    raise SystemExit(f"lfafs bench efi: efibootmgr -v failed ({r.returncode}): {r.stderr.strip()}")
+                client["efibootmgr"] = min(client["efibootmgr"], dt)
+                dt, r = _in_namespace(lfa_mnt, "true")
+                client["namespace"] = min(client["namespace"], dt)
 
-        idle_ok, idle_refused = _workload(var, ACTIVATION_SECONDS)
+            idle_ok, idle_refused = _workload(var, ACTIVATION_SECONDS)
 
-        def call(fn):
-            return trio.from_thread.run_sync(fn, trio_token=m.token)
+            def call(fn):
+                return trio.from_thread.run_sync(fn, trio_token=m.token)
 
-        major, minor = call(lambda: m.platform.component("sp2").version)
-        call(lambda: m.platform.stage("sp2", (major, minor + 1)))
-        sp = os.path.join(lfa_mnt, "lfa", SP_GUID)
-        _read(os.path.join(sp, "activation_pending"))  # the agent learns of the update
-        _write(os.path.join(sp, "force_cpu_rendezvous"), b"0\n")  # else no EFI call overlaps (docs/efi.md)
-        outcome: dict = {}
+            major, minor = call(lambda: m.platform.component("sp2").version)
+            call(lambda: m.platform.stage("sp2", (major, minor + 1)))
+            sp = os.path.join(lfa_mnt, "lfa", SP_GUID)
+            _read(os.path.join(sp, "activation_pending"))  # the agent learns of the update
+            _write(os.path.join(sp, "force_cpu_rendezvous"), b"0\n")  # else no EFI call overlaps (docs/efi.md)
+            outcome: dict = {}
 
-        def activate() -> None:
-            try:
-                _write(os.path.join(sp, "activate"), b"1\n")
-                outcome["activate"] = 0
-            except OSError as e:
-                outcome["activate"] = e.errno
+            def activate() -> None:
+                try:
+                    _write(os.path.join(sp, "activate"), b"1\n")
+                    outcome["activate"] = 0
+                except OSError as e:
+                    outcome["activate"] = e.errno
 
-        writer = threading.Thread(target=activate)
-        writer.start()
-        time.sleep(0.1)
-        t0 = time.perf_counter()
-        during_ok, during_refused = _workload(var, ACTIVATION_SECONDS * 0.8)
-        during_s = time.perf_counter() - t0
-        writer.join()
-        if outcome.get("activate") != 0:
-            raise SystemExit(f"lfafs bench efi: the SP activation failed: errno {outcome.get('activate')}")
-        after_ok, _ = _workload(var, 0.2)
+            writer = threading.Thread(target=activate)
+            writer.start()
+            time.sleep(0.1)
+            t0 = time.perf_counter()
+            during_ok, during_refused = _workload(var, ACTIVATION_SECONDS * 0.8)
+            during_s = time.perf_counter() - t0
+            writer.join()
+            if outcome.get("activate") != 0:
+                raise SystemExit(f"lfafs bench efi: the SP activation failed: errno {outcome.get('activate')}")
+            after_ok, _ = _workload(var, 0.2)
     finally:
-        for mnt in (floor_mnt, lfa_mnt):
-            spawn.unmount(mnt)
-        floor.join(10)
-        lfa.join(10)
         shutil.rmtree(tmp, ignore_errors=True)
     out = {
         "efi_floor_read_us": best["floor_read"] * 1e6,

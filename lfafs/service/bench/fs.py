@@ -15,6 +15,8 @@ import time
 
 import trio
 
+from lfafs.service.bench._beside_floor import beside_floor
+
 
 class _Constant:
     """The floor of the binding: an mfusepy filesystem serving one constant.
@@ -55,43 +57,8 @@ def _open_read_close(path: str, n: int) -> float:
 
 def fs(rounds: int = 7, n: int = 300) -> dict:
     """open/read/close of an attribute against the binding's floor, and reads during an activation."""
-    # Here, not at the top: the other benchmarks run where libfuse is missing.
-    import mfusepy
-
-    from lfafs.fs import mount_options
-    from lfafs.service import spawn
-    from lfafs.service.daemon import run_mount
-
-
-    if not os.path.exists("/dev/fuse") or os.geteuid() != 0:
-        raise SystemExit("lfafs bench fs: needs root and /dev/fuse to mount")
     tmp = tempfile.mkdtemp(prefix="lfafs-bench-")
-    floor_mnt, lfa_mnt = os.path.join(tmp, "floor"), os.path.join(tmp, "lfafs")
-    os.makedirs(floor_mnt)
-    os.makedirs(lfa_mnt)
-    opts = mount_options()
-    floor = threading.Thread(target=lambda: mfusepy.FUSE(_Constant(), floor_mnt, raw_fi=True, **opts), daemon=True)
-    floor.start()
-    state: dict = {}
-    ready = threading.Event()
-
-    def run() -> None:
-        def on_ready(mount) -> None:
-            state["mount"] = mount
-            ready.set()
-
-        trio.run(lambda: run_mount(lfa_mnt, ready=on_ready))
-
-    lfa = threading.Thread(target=run, daemon=True)
-    lfa.start()
-    try:
-        for _ in range(3000):
-            if os.path.ismount(floor_mnt) and ready.is_set():
-                break
-            time.sleep(0.01)
-        else:
-            raise SystemExit("lfafs bench fs: the mounts did not come up")
-        m = state["mount"]
+    with beside_floor("fs", _Constant(), tmp) as (m, lfa_mnt, floor_mnt):
         rmm = os.path.join(lfa_mnt, "lfa", "6c0762a6-12f2-4b56-92cb-ba8f633606d9")
         const = os.path.join(floor_mnt, "lfa", "6c0762a6-12f2-4b56-92cb-ba8f633606d9", "name")
         best = {"floor": float("inf"), "cached": float("inf"), "fresh": float("inf")}
@@ -114,11 +81,6 @@ def fs(rounds: int = 7, n: int = 300) -> dict:
         _open_read_close(os.path.join(rmm, "activation_pending"), 1)
         during_fresh = time.perf_counter() - t0
         writer.join()
-    finally:
-        for mnt in (floor_mnt, lfa_mnt):
-            spawn.unmount(mnt)
-        floor.join(10)
-        lfa.join(10)
     out = {
         "floor_open_read_close_us": best["floor"] * 1e6,
         "cached_attr_open_read_close_us": best["cached"] * 1e6,
