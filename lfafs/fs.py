@@ -464,7 +464,7 @@ class SysfsOps(_EfiFiles, mfusepy.Operations):
 
     def _open_removed(self, path: str, fh) -> tuple:
         parts = [p for p in path.split("/") if p]
-        if fh is not None and len(parts) == 3 and parts[0] == "lfa" and parts[2] in ATTRIBUTES:
+        if fh is not None and len(parts) == 3 and parts[0] == "lfa" and parts[2] in self._driver.files():
             return ("attr", parts[1], parts[2])
         raise mfusepy.FuseOSError(errno.ENOENT)
 

@@ -222,6 +222,3 @@ class Version(NamedTuple):
     def __str__(self) -> str:
         return f"{self.major}.{self.minor}"
 
-
-def version_reg(major: int, minor: int) -> int:
-    return Version(major & 0xFFFF_FFFF, minor & 0xFFFF_FFFF).reg

@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import struct
 import uuid
-from typing import NamedTuple
 
 import attrs
 
@@ -89,7 +88,6 @@ EFI_IMAGE_SECURITY_DATABASE = uuid.UUID("d719b2cb-3d3a-4596-a3bc-dad00e67656f")
 LINUX_EFI_RANDOM_SEED = uuid.UUID("1ce1e5bc-7ceb-42f2-81e5-8aadf180f57b")  # LINUX_EFI_RANDOM_SEED_TABLE_GUID
 LINUX_EFI_CRASH = uuid.UUID("cfc8fc79-be2e-4ddc-97f0-9f98bfe298a0")
 EFI_CAPSULE_REPORT = uuid.UUID("39b68c46-f7fb-441b-b6ec-16b0f69821f3")
-SHIM_LOCK = uuid.UUID("605dab50-e046-4300-abb6-3dd810dd8b23")
 EFI_CERT_X509 = uuid.UUID("a5c059a1-94e4-4aa7-87b5-ab155c2bf072")
 EFI_CERT_SHA256 = uuid.UUID("c1c41626-504c-4092-aca9-41f936934328")
 EFI_CERT_TYPE_PKCS7 = uuid.UUID("4aafd29d-68df-49ee-8aa9-347d375665a7")
@@ -122,14 +120,6 @@ def from_ucs2(raw: bytes) -> str:
             break
         out.append(chr(u))
     return "".join(out)
-
-
-class QueryInfo(NamedTuple):
-    """QueryVariableInfo() outputs."""
-
-    maximum_storage: int
-    remaining_storage: int
-    maximum_variable_size: int
 
 
 # -- the EFI System Resource Table, as firmware lays it out in memory -------------------------

@@ -78,7 +78,6 @@ class EfiSysfs:
             systab += b"SMBIOS3=0x%x\n" % int.from_bytes(smbios3[:8], "little")
         files["systab"] = (0o400, systab)
         esrt = parse_esrt(table.table(EFI_SYSTEM_RESOURCE_TABLE), self.warnings)
-        self.esrt_entries = 0
         if esrt is not None:
             (count, count_max, version), entries = esrt
             files["esrt/fw_resource_count"] = (0o400, b"%u\n" % count)
@@ -87,7 +86,6 @@ class EfiSysfs:
             for i, entry in enumerate(entries):
                 for attr, text in entry.items():
                     files[f"esrt/entries/entry{i}/{attr}"] = (0o400, text)
-            self.esrt_entries = len(entries)
         self.files = files
         self.dirs = {"", "efivars"} | {p.rsplit("/", 1)[0] for p in files if "/" in p}
         if esrt is not None:

@@ -134,7 +134,6 @@ class Efivarfs:
         self.uid, self.gid = uid, gid  # the uid= and gid= mount options
         self.clock = clock
         self.read_only = not runtime.supports_writes  # efivarfs_fill_super(): SB_RDONLY
-        self.mounted = False
         self._files: dict[str, Inode] = {}  # by file_key(), newest last (readdir shows newest first)
         self._ratelimits: dict[int, _RateLimit] = {}
         now = clock()
@@ -171,7 +170,6 @@ class Efivarfs:
                 else:
                     self.warnings.append(f"efivars: get_next_variable: status={status:x}")
                     break
-        self.mounted = True
 
     async def _callback(self, var_name: str, guid: uuid.UUID) -> None:
         """efivarfs_callback(): one file per variable, sized by a GetVariable probe."""

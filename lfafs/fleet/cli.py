@@ -400,3 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # never a traceback for the person: one line, as lfafs's own main
+        print(f"lfafs fleet: internal error: {type(e).__name__}: {e}; please report it with the command line",
+              file=sys.stderr)
+        return 70

@@ -15,7 +15,6 @@ same way, its pid kept in ROOT/holders/<id>.pid.
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import time
@@ -124,6 +123,3 @@ def stop_holders(layout: Layout, nodes: list[str] | None = None) -> int:
     return stopped
 
 
-def shell_line(tree: str, command: list[str]) -> str:
-    """The command line as a person would type it (for docs and --dry-run)."""
-    return shlex.join(command_line(tree, command))

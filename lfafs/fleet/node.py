@@ -158,7 +158,7 @@ class Node:
         if cold:
             self.platform.reset()
         p = self.platform
-        driver = LfaDriver(platform_conduit(p.smc, lambda: [c for c in range(p.ncpus) if p.cpu_on[c]]),
+        driver = LfaDriver(platform_conduit(p.smc, p.online_cpus),
                            abi=self.spec.abi, notification=p.profile.notification)
         await driver.probe(nursery)
         self.driver = driver

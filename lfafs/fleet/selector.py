@@ -71,7 +71,6 @@ def parse(text: str) -> Selector:
     return Selector(tuple(reqs), text.strip())
 
 
-EVERYTHING = Selector()
 
 
 def valid_key(key: str) -> bool:

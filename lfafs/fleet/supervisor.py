@@ -28,7 +28,7 @@ from lfafs.fleet.description import load
 from lfafs.fleet.layout import Layout, LayoutError
 from lfafs.fleet.roster import Roster
 from lfafs.fleet.wire import ShardClient
-from lfafs.service import sdnotify
+from lfafs.service import access, sdnotify
 from lfafs.service.control import ControlError
 
 POLL = 0.2
@@ -92,8 +92,9 @@ def wait_ready(doc: dict, timeout: float, supervisor: subprocess.Popen | None = 
 def prepare(description_path: str, root: str, *, shards: int | None = None, virtual_time: float | None = None,
             state_dir: str | None = None, passthrough: bool = False) -> tuple[Layout, dict]:
     """Check everything, make the directories and write fleet.json (no process is started)."""
-    if not os.path.exists("/dev/fuse"):
-        raise LayoutError("/dev/fuse is missing: load the fuse module (modprobe fuse) or run where FUSE is available")
+    problem = access.fuse_problem()
+    if problem is not None:
+        raise LayoutError(problem)
     if os.geteuid() != 0:
         raise LayoutError("a fleet mounts root-owned sysfs trees and mount namespaces: run it as root")
     desc = load(description_path)

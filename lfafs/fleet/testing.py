@@ -47,6 +47,7 @@ from lfafs.fleet.roster import Roster
 from lfafs.fleet.selector import parse
 from lfafs.fleet.serve import run_shard
 from lfafs.fleet.shard import Shard
+from lfafs.service import access
 from lfafs.service.control import ControlError
 
 START_TIMEOUT = 600.0  # real seconds to boot (a thousand nodes take a few)
@@ -234,8 +235,10 @@ class InProcessFleet:
 
 
 def unavailable_mount() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "a mounted fleet needs /dev/fuse"
+    """Why a mounted fleet cannot run here (FUSE as lfafs checks it, and root), or None."""
+    problem = access.fuse_problem()
+    if problem is not None:
+        return f"a mounted fleet needs FUSE: {problem}"
     if os.geteuid() != 0:
         return "a mounted fleet needs root (mounts and mount namespaces)"
     return None

@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from lfafs.service.control import MAX_REQUEST, Commands, ControlError, prepare_socket_dir, validate
+from lfafs.service.control import MAX_REQUEST, Commands, ControlError, decode_reply, prepare_socket_dir, validate
 
 
 def parse_endpoint(text: str) -> tuple[str, str, int]:
@@ -157,7 +157,7 @@ class ShardClient:
                 raise ControlError("io", f"{self.endpoint}: {e.strerror or e}") from None
         if not line:
             raise ControlError("io", f"{self.endpoint}: the shard closed the connection")
-        reply = json.loads(line)
+        reply = decode_reply(line)
         if not reply.get("ok"):
             err = reply.get("error", {})
             raise ControlError(err.get("code", "error"), err.get("message", "request failed"))
@@ -170,7 +170,7 @@ class ShardClient:
         try:
             self._request(s, cmd, {**args, "follow": True})
             for line in s.makefile("rb"):
-                msg = json.loads(line)
+                msg = decode_reply(line)
                 if "event" in msg:
                     yield msg["event"]
                 elif not msg.get("ok"):

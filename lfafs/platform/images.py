@@ -26,6 +26,8 @@ import uuid
 
 import attrs
 
+from lfafs.platform.rmm.glob_data import VERSION_1_0 as GLOB_DATA_1_0
+
 MAGIC = b"LFAFSIMG"
 _HEADER = struct.Struct("<8s16sIIIIII")
 MAC_BYTES = 32
@@ -34,7 +36,6 @@ FLAG_COMPAT_RESERVE_MEM = 1 << 0
 
 # What the RMM images lfafs builds by default speak (TF-RMM v0.9 / TF-A tip).
 RMM_IFC_2_0 = 0x0002_0000
-GLOB_DATA_1_0 = 0x0001_0000
 
 
 class ImageError(ValueError):

@@ -111,6 +111,10 @@ class Platform(UefiMachine):
         self.recorder.forget_open()
         self._cold_reset()
 
+    def online_cpus(self) -> list[int]:
+        """The CPUs Linux sees online (PSCI ON): where the driver's stop_machine issues SMCs."""
+        return [c for c in range(self.ncpus) if self.cpu_on[c]]
+
     def running_cpus(self) -> int:
         """PSCI: CPUs whose affinity state is ON or ON_PENDING."""
         return sum(self.cpu_on)

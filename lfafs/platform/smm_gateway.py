@@ -26,10 +26,10 @@ import struct
 from lfafs.platform import mm_communicate as mm
 from lfafs.platform.ffa import NsMemory
 from lfafs.platform.variable_store import AccessVariable, Constraints, SecureStorage, UefiVariableStore
+from lfafs.smccc import MASK64
 from lfafs.uefi import EfiStatus
 
 S = EfiStatus
-MASK64 = (1 << 64) - 1
 LIVE_STATE_POLICIES = ("faithful", "naive")
 
 

@@ -48,10 +48,10 @@ from lfafs.platform.ffa import (
 )
 from lfafs.platform.mm_communicate import MmReturn
 from lfafs.platform.smm_gateway import SmmGateway
+from lfafs.smccc import u64
 
 NS_ENDPOINT_ID = 0  # the Normal world's endpoint without a hypervisor (Hafnium HF_OTHER_WORLD_ID)
 SPMC_ID = 0x8000  # Hafnium HF_SPMC_VM_ID
-SPMD_LP_ID = 0xFFC0  # TF-A SPMD_LP_ID_START, the EL3 logical partition that drives live activation
 SPMC_VERSION = FFA_VERSION_1_3
 MM_RET_NOT_SUPPORTED = 0xFFFF_FFFF  # a 32-bit direct response's w3: MM NOT_SUPPORTED (-1)
 
@@ -297,12 +297,12 @@ class Spmc:
             text = " -> FFA_MSG_SEND_DIRECT_RESP MM NOT_SUPPORTED"
         elif p.fault is not None and p.fault.mm_return is not None and p.fault.take():
             code = p.fault.mm_return
-            x[:] = [fid64(FfaFn.MSG_SEND_DIRECT_RESP), ids, 0, code & ((1 << 64) - 1), 0, 0, 0, 0]
+            x[:] = [fid64(FfaFn.MSG_SEND_DIRECT_RESP), ids, 0, u64(code), 0, 0, 0, 0]
             text = f" -> FFA_MSG_SEND_DIRECT_RESP_64 MM {MmReturn.name_of(code)} (injected)"
         else:
             offset = x[3]
             code = p.sp.direct_request(offset)
-            x[:] = [fid64(FfaFn.MSG_SEND_DIRECT_RESP), ids, 0, code & ((1 << 64) - 1), 0, 0, 0, 0]
+            x[:] = [fid64(FfaFn.MSG_SEND_DIRECT_RESP), ids, 0, u64(code), 0, 0, 0, 0]
             text = f" -> FFA_MSG_SEND_DIRECT_RESP_64 MM {MmReturn.name_of(code)}"
             if code == MmReturn.SUCCESS:
                 text += "; " + p.sp.describe(offset, reply=True)

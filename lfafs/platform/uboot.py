@@ -39,6 +39,7 @@ from lfafs.platform import mm_communicate as mm
 from lfafs.platform.ffa import FFA_VERSION_1_0, PAGE, FfaFn, NsMemory, fid32, fid64, uuid_words
 from lfafs.platform.mm_communicate import MmFunction, signed32
 from lfafs.uefi import (
+    ATTRIBUTE_MASK_UEFI,
     BS_RT,
     EFI_CAPSULE_REPORT,
     EFI_CERT_SHA256,
@@ -59,7 +60,6 @@ Firmware = Generator[list[int], list[int], T]  # yields an SMC's x0..x7, receive
 
 CONFIGURATIONS = ("ffa-runtime", "mainline")
 EFI_VARIABLE_READ_ONLY = 0x8000_0000  # U-Boot's internal attribute bit (include/efi_variable.h)
-EFI_VARIABLE_MASK = 0xFF
 MM_COMMUNICATE_HEADER_SIZE = mm.MM_HEADER_SIZE + mm.VAR_HEADER_SIZE  # 40: both headers
 MM_VARIABLE_GET_NEXT_HEADER_SIZE = 24
 # Linux drivers: U-Boot's errno values for FF-A errors (arm-ffa-uclass.c ffa_to_std_errmap)
@@ -401,7 +401,7 @@ class UBoot:
         if payload_size > self.max_payload_size:
             return S.INVALID_PARAMETER
         ro = bool(attributes & EFI_VARIABLE_READ_ONLY)
-        attributes &= EFI_VARIABLE_MASK
+        attributes &= ATTRIBUTE_MASK_UEFI
         ret, prop = yield from self._property(name, guid, MmFunction.VAR_CHECK_VARIABLE_PROPERTY_GET)
         if ret != S.SUCCESS:
             return ret
@@ -572,7 +572,7 @@ class UBoot:
             result = yield from self.get_variable_int(name, guid, attributes=attributes, data_size=data_size,
                                                       data=data)
         status, attr, size, value = result
-        return status, (attr & EFI_VARIABLE_MASK if attr is not None else None), size, value
+        return status, (attr & ATTRIBUTE_MASK_UEFI if attr is not None else None), size, value
 
     def rt_get_next_variable_name(self, name_size: int, name: str, guid: uuid.UUID
                                   ) -> Firmware[tuple[int, int, str, uuid.UUID]]:
@@ -583,7 +583,7 @@ class UBoot:
     def rt_set_variable(self, name: str, guid: uuid.UUID, attributes: int, data: bytes) -> Firmware[int]:
         if self.cfg.configuration == "mainline":
             return S.UNSUPPORTED  # efi_set_variable_runtime()
-        if attributes & ~EFI_VARIABLE_MASK:
+        if attributes & ~ATTRIBUTE_MASK_UEFI:
             return S.INVALID_PARAMETER
         return (yield from self.set_variable_int(name, guid, attributes, data, ro_check=True))
 

@@ -34,6 +34,7 @@ from collections.abc import Callable
 import attrs
 
 from lfafs.platform import variable_auth as auth
+from lfafs.smccc import MASK64
 from lfafs.uefi import (
     ATTRIBUTE_MASK_UEFI,
     EFI_GLOBAL_VARIABLE,
@@ -44,7 +45,6 @@ from lfafs.uefi import (
 )
 
 S = EfiStatus
-MASK64 = (1 << 64) - 1
 DEFAULT_MAX_VARIABLE_SIZE = 4096  # uefi_variable_store.c
 INDEX_MAX_NAME_SIZE = 64  # variable_index.h, VARIABLE_INDEX_MAX_NAME_SIZE (UCS-2 units)
 FINGERPRINT_SIZE = 32

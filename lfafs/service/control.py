@@ -462,8 +462,13 @@ def _read_line(s: socket.socket) -> dict | None:
         if not chunk:
             return None
         buf += chunk
+    return decode_reply(buf.split(b"\n", 1)[0])
+
+
+def decode_reply(line: bytes) -> dict:
+    """One reply line as a dict; ControlError("io") for anything that is not a JSON object."""
     try:
-        reply = json.loads(buf.split(b"\n", 1)[0])
+        reply = json.loads(line)
     except ValueError:
         raise ControlError("io", "the daemon sent a reply that is not JSON") from None
     if not isinstance(reply, dict):

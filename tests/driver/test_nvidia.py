@@ -113,7 +113,7 @@ async def test_a_prime_error_after_prime_started(nursery, abi, cancels):
     from lfafs.driver import LfaDriver
 
     p = Platform.from_profile(PROFILE)
-    conduit = _PrimeStartsThenFails(platform_conduit(p.smc, lambda: [c for c in range(p.ncpus) if p.cpu_on[c]]))
+    conduit = _PrimeStartsThenFails(platform_conduit(p.smc, p.online_cpus))
     d = LfaDriver(conduit, abi=abi)
     await d.probe(nursery)
     rig = Rig(p, d)

@@ -9,11 +9,47 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
 
 import trio
+
+
+class ConstantFloor:
+    """The floor of the binding: an mfusepy filesystem serving one constant.
+
+    It has the same shape as lfafs's trees (two directory levels, then a
+    file), so both pay for the same lookups; ``writable`` makes writes and
+    truncates succeed and do nothing (for efivarfs's read-write files).
+    """
+
+    use_ns = True
+
+    def __init__(self, content: bytes, *, size: int | None = None, writable: bool = False) -> None:
+        self.content = content
+        self.size = len(content) if size is None else size
+        self.mode = 0o644 if writable else 0o444
+        if writable:
+            self.write = lambda path, data, offset, fi: len(data)
+            self.truncate = lambda path, length, fh=None: 0
+
+    def getattr(self, path, fh=None):
+        depth = len([p for p in path.split("/") if p])
+        if depth < 3:
+            return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2}
+        return {"st_mode": stat.S_IFREG | self.mode, "st_nlink": 1, "st_size": self.size}
+
+    def readdir(self, path, fh):
+        return [".", "..", "x"]
+
+    def open(self, path, fi):
+        fi.direct_io = 1
+        return 0
+
+    def read(self, path, size, offset, fi):
+        return self.content[offset:offset + size]
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ import uuid
 
 import trio
 
-from lfafs.service.bench._beside_floor import beside_floor
+from lfafs.service.bench._beside_floor import ConstantFloor, beside_floor
 
 BENCH_GUID = uuid.UUID("6c666166-7300-4669-8c6c-0000000000be")
 BENCH_NAME = "LfafsBench"
@@ -59,36 +59,6 @@ activator = "sp"
 version = "1.0"
 latency = {{ activate = {ACTIVATION_SECONDS} }}
 """
-
-
-class _Constant:
-    """The floor: an mfusepy filesystem serving one read-write constant of the variable's size."""
-
-    use_ns = True
-
-    def getattr(self, path, fh=None):
-        import stat as _stat
-
-        depth = len([p for p in path.split("/") if p])
-        if depth < 3:
-            return {"st_mode": _stat.S_IFDIR | 0o755, "st_nlink": 2}
-        return {"st_mode": _stat.S_IFREG | 0o644, "st_nlink": 1, "st_size": len(VALUE)}
-
-    def readdir(self, path, fh):
-        return [".", "..", "x"]
-
-    def open(self, path, fi):
-        fi.direct_io = 1
-        return 0
-
-    def read(self, path, size, offset, fi):
-        return VALUE[offset:offset + size]
-
-    def write(self, path, data, offset, fi):
-        return len(data)
-
-    def truncate(self, path, length, fh=None):
-        return 0
 
 
 def _read(path: str) -> None:
@@ -179,7 +149,8 @@ def efi(rounds: int = 7, n: int = 200, client_rounds: int = 5) -> dict:
     platform = load_platform(profile, cpus=2)
     _boot_entries(platform)
     try:
-        with beside_floor("efi", _Constant(), tmp, opened=(platform, None)) as (m, lfa_mnt, floor_mnt):
+        floor_ops = ConstantFloor(VALUE, writable=True)
+        with beside_floor("efi", floor_ops, tmp, opened=(platform, None)) as (m, lfa_mnt, floor_mnt):
             var = os.path.join(lfa_mnt, "efi", "efivars", f"{BENCH_NAME}-{BENCH_GUID}")
             const = os.path.join(floor_mnt, "efi", "efivars", f"{BENCH_NAME}-{BENCH_GUID}")
             with open(var, "rb") as f:

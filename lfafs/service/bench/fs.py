@@ -15,35 +15,7 @@ import time
 
 import trio
 
-from lfafs.service.bench._beside_floor import beside_floor
-
-
-class _Constant:
-    """The floor of the binding: an mfusepy filesystem serving one constant.
-
-    It has the same shape as lfafs's tree (two directory levels, then a
-    file), so both pay for the same lookups.
-    """
-
-    use_ns = True
-
-    def getattr(self, path, fh=None):
-        import stat as _stat
-
-        depth = len([p for p in path.split("/") if p])
-        if depth < 3:
-            return {"st_mode": _stat.S_IFDIR | 0o755, "st_nlink": 2}
-        return {"st_mode": _stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": 4096}
-
-    def readdir(self, path, fh):
-        return [".", "..", "x"]
-
-    def open(self, path, fi):
-        fi.direct_io = 1
-        return 0
-
-    def read(self, path, size, offset, fi):
-        return b"TF-RMM\n"[offset:offset + size]
+from lfafs.service.bench._beside_floor import ConstantFloor, beside_floor
 
 
 def _open_read_close(path: str, n: int) -> float:
@@ -58,7 +30,7 @@ def _open_read_close(path: str, n: int) -> float:
 def fs(rounds: int = 7, n: int = 300) -> dict:
     """open/read/close of an attribute against the binding's floor, and reads during an activation."""
     tmp = tempfile.mkdtemp(prefix="lfafs-bench-")
-    with beside_floor("fs", _Constant(), tmp) as (m, lfa_mnt, floor_mnt):
+    with beside_floor("fs", ConstantFloor(b"TF-RMM\n", size=4096), tmp) as (m, lfa_mnt, floor_mnt):
         rmm = os.path.join(lfa_mnt, "lfa", "6c0762a6-12f2-4b56-92cb-ba8f633606d9")
         const = os.path.join(floor_mnt, "lfa", "6c0762a6-12f2-4b56-92cb-ba8f633606d9", "name")
         best = {"floor": float("inf"), "cached": float("inf"), "fresh": float("inf")}

@@ -18,47 +18,13 @@ import os
 import tempfile
 import time
 
-import trio
-
 from lfafs.platform import DEFAULT_PROFILE, Platform
 from lfafs.platform.profile import profile_from_dict
-from lfafs.smccc import Fid
+from lfafs.service.bench.activation import activation_seconds
 
 CPU_COUNTS = (4, 16, 64, 256, 512)
 DRAM_SIZES = {"2G": 2 << 30, "64G": 64 << 30, "1.5T": 1536 << 30, "4T": 4 << 40}
 _BASE = 0x8000_0000
-
-
-def _activation_seconds(cpus: int, rounds: int) -> float:
-    platform = Platform.from_profile(DEFAULT_PROFILE, cpus=cpus)
-    rmm = platform.component("rmm")
-
-    async def one_round() -> float:
-        platform.stage("rmm", version=(rmm.version[0], rmm.version[1] + 1))
-        assert (await platform.smc(Fid.LFA_GET_INVENTORY, rmm.index)).x0 == 0
-        assert (await platform.smc(Fid.LFA_PRIME, rmm.index)).x0 == 0
-        results: list[int] = []
-
-        async def cpu(n: int) -> None:
-            results.append((await platform.smc(Fid.LFA_ACTIVATE, rmm.index, cpu=n)).x0)
-
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            async with trio.open_nursery() as nursery:
-                for n in range(cpus):
-                    nursery.start_soon(cpu, n)
-            dt = time.perf_counter() - t0
-        finally:
-            gc.enable()
-        assert results == [0] * cpus, results
-        return dt
-
-    async def run() -> float:
-        return min([await one_round() for _ in range(rounds)])
-
-    return trio.run(run)
 
 
 def _shape(dram: int, *, vera: bool) -> dict:
@@ -106,7 +72,7 @@ def _mount_to_ready(profile: str, rounds: int) -> float:
 
 
 def scale(rounds: int = 5, nodes: int = 8, mounts: int = 3) -> dict:
-    act = {n: _activation_seconds(n, rounds) for n in CPU_COUNTS}
+    act = {n: activation_seconds(rounds, cpus=n) for n in CPU_COUNTS}
     out: dict = {f"activation_ms_{n}_cpus": act[n] * 1e3 for n in CPU_COUNTS}
     out["node_kB"] = {f"default_{k}": _node_kb(v, vera=False, nodes=nodes) for k, v in DRAM_SIZES.items()}
     out["node_kB"].update({f"vera_{k}": _node_kb(v, vera=True, nodes=nodes) for k, v in DRAM_SIZES.items()})
