@@ -111,7 +111,7 @@ class Node:
             return
         state = self._state
 
-        def save(p: Platform) -> None:
+        def save(p: Platform, kind: object = None) -> None:
             try:
                 os.makedirs(state.images_dir, mode=0o700, exist_ok=True)
                 state.save(p.flash_state(), p.staged_images())

@@ -28,7 +28,7 @@ from lfafs.platform.faults import Fault, FaultTable, make_fault
 from lfafs.platform.ffa import is_ffa_fid
 from lfafs.platform.holding_pen import HoldingPen
 from lfafs.platform.memory import make_dram
-from lfafs.platform.plat_lfa import Component, PlatformError, PlatLfa, uuid_regs
+from lfafs.platform.plat_lfa import Component, FlashWrite, PlatformError, PlatLfa, uuid_regs
 from lfafs.platform.profile import DEFAULT_PROFILE, ComponentSpec, Profile, load_profile
 from lfafs.platform.psci import PSCI_FIDS, PSCI_VERSION_1_1, AffinityState, PsciFid, PsciStatus
 from lfafs.platform.rmmd import RMM_FIDS, Rmmd
@@ -70,8 +70,8 @@ class Platform(UefiMachine):
         self.recorder = Recorder()
         self.port = PlatLfa(profile, self.faults, self.recorder)
         self.port.flash_changed = self._flash_changed
-        self.flash_changed: Callable[[Platform], None] | None = None  # the service persists the flash
-        self.secure_flash = SecureStorage(changed=self._flash_changed)  # the variable SP's NV store
+        self.flash_changed: Callable[[Platform, FlashWrite], None] | None = None  # the service persists the flash
+        self.secure_flash = SecureStorage(changed=self._secure_flash_changed)  # the variable SP's NV store
         self._cold_reset()
 
     # -- power ---------------------------------------------------------------------------
@@ -197,9 +197,14 @@ class Platform(UefiMachine):
         if self.agent.current.component_id != INVALID_COMPONENT or self.agent.in_progress:
             raise PlatformError("an activation is prepared or running: cancel it before changing the component table")
 
-    def _flash_changed(self) -> None:
+    def _flash_changed(self, kind: FlashWrite = FlashWrite.OUT_OF_BAND) -> None:
         if self.flash_changed is not None:
-            self.flash_changed(self)
+            self.flash_changed(self, kind)
+
+    def _secure_flash_changed(self) -> None:
+        # A SetVariable's transaction can be refused (variable_store.SecureStorage.commit);
+        # provisioning and setup-menu writes stand as the firmware's own.
+        self._flash_changed(FlashWrite.VARIABLE if self.secure_flash.committing else FlashWrite.FIRMWARE)
 
     def flash_state(self) -> dict:
         """What survives a power cycle: the component table, versions and staged images.

@@ -17,6 +17,7 @@ the RMM: the machine wires those.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,14 @@ from lfafs.platform.images import Image
 from lfafs.platform.profile import ComponentSpec, Profile, SpecError
 from lfafs.platform.trace import Recorder
 from lfafs.smccc import ActivatorKind, Errno, LfaStatus, Version
+
+
+class FlashWrite(enum.Enum):
+    """What changed the flash, which decides what a failed save of it means."""
+
+    OUT_OF_BAND = "out-of-band"  # delivered from outside the firmware (stage, add...): a failed save undoes it
+    VARIABLE = "variable"  # a UEFI SetVariable: the variable SP undoes it and answers EFI_DEVICE_ERROR
+    FIRMWARE = "firmware"  # the firmware's own write (an activation's commit): it stands until it is saved
 
 
 class PlatformError(RuntimeError):
@@ -83,7 +92,7 @@ class PlatLfa:
         self.recorder = recorder
         self.components = [Component(index=i, spec=spec, version=spec.version)
                            for i, spec in enumerate(profile.components)]
-        self.flash_changed: Callable[[], None] = lambda: None  # the machine forwards it to the service
+        self.flash_changed: Callable[[FlashWrite], None] = lambda kind: None  # the machine forwards it
 
     # -- the component table -------------------------------------------------------------
 
@@ -159,14 +168,14 @@ class PlatLfa:
             staged_version = wanted if wanted is not None else Version(*header.version)
         c.staged = bytes(image)
         c.staged_version = staged_version
-        self.flash_changed()
+        self.flash_changed(FlashWrite.OUT_OF_BAND)
         return c
 
     def unstage(self, key: str | int) -> Component:
         c = self.component(key)
         c.staged = None
         c.staged_version = None
-        self.flash_changed()
+        self.flash_changed(FlashWrite.OUT_OF_BAND)
         return c
 
     def commit(self, cid: int) -> None:
@@ -178,7 +187,7 @@ class PlatLfa:
             c.staged = None
             c.staged_version = None
         self.recorder.committed(c.version)
-        self.flash_changed()
+        self.flash_changed(FlashWrite.FIRMWARE)
 
     # -- the hooks the agent calls (TF-A include/plat/common/plat_lfa.h) ------------------------
 

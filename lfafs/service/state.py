@@ -51,6 +51,7 @@ import attrs
 
 from lfafs.platform import Platform, PlatformError
 from lfafs.platform import images as _images
+from lfafs.platform.plat_lfa import FlashWrite
 from lfafs.platform.profile import Profile
 from lfafs.service._flash_json import FLASH_FIELDS, FORMAT, IMAGE_NAME, Checker, CorruptFlash, parse_json
 from lfafs.smccc import Version
@@ -412,23 +413,6 @@ class _Snapshot:
         if table_changed:
             platform.agent.table_changed()  # the agent's idea of the table follows it back
 
-    def out_of_band(self, platform: Platform) -> bool:
-        """Whether the change since the snapshot came from outside the firmware, and so can be undone.
-
-        Stage, unstage, component add and remove change the table or a staged
-        image and never a running version. Only an activation's commit
-        changes a running version (plat_lfa.PlatLfa.commit); a change that
-        touches no component (the UEFI variable store) is firmware's too.
-        """
-        same_table = len(platform.components) == len(self.table) and all(
-            a is b for a, b in zip(platform.components, self.table, strict=True))
-        if not same_table:
-            return True
-        now = [(c.version, c.staged, c.staged_version) for c in self.table]
-        if any(n[0] != f[0] for n, f in zip(now, self.fields, strict=True)):
-            return False
-        return any(n[1] is not f[1] or n[2] != f[2] for n, f in zip(now, self.fields, strict=True))
-
 
 class FlashWriter:
     """The platform's ``flash_changed`` hook: every change of the flash is saved before anyone hears of it.
@@ -449,16 +433,15 @@ class FlashWriter:
         self.unsaved: str | None = None
         self._before = _Snapshot.of(platform)
 
-    def __call__(self, platform: Platform) -> None:
+    def __call__(self, platform: Platform, kind: FlashWrite = FlashWrite.OUT_OF_BAND) -> None:
         try:
             self.state.save(platform.flash_state(), platform.staged_images())
         except FlashWriteError as e:
-            if self._before.out_of_band(platform):
+            if kind is FlashWrite.OUT_OF_BAND:
                 self._before.restore(platform)
                 raise FlashWriteError(f"{e}: the change was not made") from None
-            storage = getattr(platform, "secure_flash", None)
-            if storage is not None and storage.committing:
-                # A SetVariable: the variable SP undoes it and answers EFI_DEVICE_ERROR
+            if kind is FlashWrite.VARIABLE:
+                # The variable SP undoes the SetVariable and answers EFI_DEVICE_ERROR
                 # (variable_store.SecureStorage.commit), as a real SP whose flash write fails.
                 self.log(f"{e}: a UEFI variable write was refused (EFI_DEVICE_ERROR)")
                 raise
