@@ -17,6 +17,7 @@ the LFA driver reaches it only through an SMC conduit.
 
 from __future__ import annotations
 
+import collections
 import errno
 import uuid
 from typing import Protocol
@@ -26,6 +27,7 @@ import trio
 from lfafs.uefi import EFI_RT_PROPERTIES_TABLE, RT_PROPERTIES, EfiStatus, RtSupported, SystemTable
 
 S = EfiStatus
+CALLS_KEPT = 1024  # the names of the last calls made, kept for tests that count them (calls_since)
 
 
 class RuntimeServices(Protocol):
@@ -68,6 +70,32 @@ def rt_supported(table: SystemTable) -> int:
     return mask if version == 1 else 0xFFFF
 
 
+class QuickLock:
+    """A trio.Lock that is taken without a scheduling point when it is free.
+
+    The kernel's efi_rts_wq and efivars_lock cost nothing uncontended; a
+    trio.Lock yields to the scheduler on every acquire, and an efivarfs read
+    takes the two locks twice each. Contended, it queues as trio.Lock does.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class EfiRuntime:
     """efi.get_variable() and friends as the kernel calls them, serialised on efi_rts_wq."""
 
@@ -75,9 +103,17 @@ class EfiRuntime:
         self._fw = services
         self.supported = rt_supported(table)
         self.disabled = False  # set when a firmware fault made the kernel stop calling it
-        self._rts = trio.Lock()  # efi_rts_wq: one call at a time, in order
-        self.efivars_lock = trio.Lock()  # efivar_lock(): around compound operations
-        self.calls: list[str] = []  # the names of the calls made, for tests that count them
+        self._rts = QuickLock()  # efi_rts_wq: one call at a time, in order
+        self.efivars_lock = QuickLock()  # efivar_lock(): around compound operations
+        self.call_count = 0
+        self._recent: collections.deque[str] = collections.deque(maxlen=CALLS_KEPT)
+
+    def calls_since(self, mark: int) -> list[str]:
+        """The names of the calls made since ``call_count`` was ``mark`` (the last CALLS_KEPT are kept)."""
+        n = self.call_count - mark
+        if not 0 <= n <= len(self._recent):
+            raise ValueError(f"calls since {mark} are not kept (made {self.call_count}, kept {len(self._recent)})")
+        return list(self._recent)[len(self._recent) - n:]
 
     def has(self, bit: int) -> bool:
         return bool(self.supported & bit)
@@ -96,7 +132,8 @@ class EfiRuntime:
         if self.disabled:
             return fallback
         async with self._rts:
-            self.calls.append(name)
+            self.call_count += 1
+            self._recent.append(name)
             return await call()
 
     async def get_variable(self, name: str, vendor: uuid.UUID, *, attributes: bool, data_size: int,

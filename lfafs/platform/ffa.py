@@ -187,6 +187,13 @@ class NsMemory:
     def contains(self, pa: int, n: int) -> bool:
         return 0 <= n and self.base <= pa and pa + n <= self.base + self.size and pa + n <= MASK64
 
+    def view(self, pa: int, n: int) -> memoryview:
+        """A writable view of [pa, pa + n), for an endpoint that maps that region (its bounds are the view's)."""
+        if not self.contains(pa, n):
+            raise ValueError(f"[{pa:#x}, +{n:#x}) is outside the NS window")
+        off = pa - self.base
+        return memoryview(self._mem)[off:off + n]
+
     def read(self, pa: int, n: int) -> bytes:
         if not self.contains(pa, n):
             raise ValueError(f"[{pa:#x}, +{n:#x}) is outside the NS window")

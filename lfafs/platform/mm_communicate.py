@@ -20,6 +20,7 @@ import uuid
 from lfafs.uefi import EfiStatus, from_ucs2, guid_from_bytes
 
 SMM_VARIABLE_GUID = uuid.UUID("ed32d533-99e6-4209-9cc0-2d72cdd998a7")  # header GUID and the SP's FF-A UUID
+SMM_VARIABLE_GUID_LE = SMM_VARIABLE_GUID.bytes_le  # as the header carries it (EFI_GUID byte order)
 
 MM_HEADER = struct.Struct("<16sQ")  # HeaderGuid, MessageLength
 MM_HEADER_SIZE = MM_HEADER.size  # 24
@@ -85,7 +86,7 @@ def signed32(reg: int) -> int:
 
 def header(function: int, payload: bytes) -> bytes:
     """A whole request as U-Boot's setup_mm_hdr() builds it: MessageLength = 16 + payload."""
-    return (MM_HEADER.pack(SMM_VARIABLE_GUID.bytes_le, VAR_HEADER_SIZE + len(payload))
+    return (MM_HEADER.pack(SMM_VARIABLE_GUID_LE, VAR_HEADER_SIZE + len(payload))
             + VAR_HEADER.pack(function, 0) + payload)
 
 

@@ -21,7 +21,9 @@ nothing beyond NV storage, as a cold restart of smm-gateway would.
 
 from __future__ import annotations
 
+import functools
 import struct
+from collections.abc import Callable
 
 from lfafs.platform import mm_communicate as mm
 from lfafs.platform.ffa import NsMemory
@@ -43,19 +45,18 @@ class CommBuffer:
 
     def __init__(self, memory: NsMemory, base: int, size: int) -> None:
         self.memory, self.base, self.size = memory, base, size
+        self._view = memory.view(base, size)  # every access below is a slice of it: clipped at its end
 
     def read(self, off: int, n: int) -> bytes:
-        n = max(0, min(n, self.size - off)) if 0 <= off < self.size else 0
-        return self.memory.read(self.base + off, n) if n else b""
+        return bytes(self._view[off:off + n]) if off >= 0 and n > 0 else b""
 
     def write(self, off: int, data: bytes) -> None:
         if 0 <= off < self.size:
             data = data[:self.size - off]
-            if data:
-                self.memory.write(self.base + off, data)
+            self._view[off:off + len(data)] = data
 
     def u64(self, off: int) -> int:
-        return int.from_bytes(self.read(off, 8).ljust(8, b"\0"), "little")
+        return int.from_bytes(self._view[off:off + 8], "little") if off >= 0 else 0
 
     def put_u64(self, off: int, value: int) -> None:
         self.write(off, struct.pack("<Q", value & MASK64))
@@ -92,12 +93,12 @@ class SmmGateway:
         """The stop request of a live activation: what goes into the live-state buffer."""
         return self.store.live_state() if self.policy == "faithful" else None
 
-    def describe(self, offset: int, *, reply: bool) -> str:
-        """The request (or reply) at ``offset`` in the comm buffer, for the trace."""
+    def describe(self, offset: int, *, reply: bool) -> Callable[[], str]:
+        """The request (or reply) at ``offset`` in the comm buffer, for the trace: copied now, decoded when read."""
         if not 0 <= offset < self.comm.size:
-            return f"MM at offset {offset:#x}, outside the {self.comm.size:#x}-byte buffer"
+            return f"MM at offset {offset:#x}, outside the {self.comm.size:#x}-byte buffer".__str__
         length = min(self.comm.u64(offset + 16), self.comm.size)
-        return mm.describe(self.comm.read(offset, mm.MM_HEADER_SIZE + length), reply=reply)
+        return functools.partial(mm.describe, self.comm.read(offset, mm.MM_HEADER_SIZE + length), reply=reply)
 
     # -- the MM endpoint: mm_communicate_call_ep_receive() --------------------------------------
 
@@ -110,7 +111,7 @@ class SmmGateway:
         request_end = header_end + length
         if request_end > MASK64 or self.comm.size < request_end:
             return mm.MmReturn.INVALID_PARAMETER
-        if self.comm.read(offset, 16) != mm.SMM_VARIABLE_GUID.bytes_le:
+        if self.comm.read(offset, 16) != mm.SMM_VARIABLE_GUID_LE:
             return mm.MmReturn.NOT_SUPPORTED
         buffer_size = self.comm.size - header_end
         code, reply_len = self._smm_var_receive(header_end, length, buffer_size)

@@ -25,6 +25,7 @@ it busy.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 
 import attrs
@@ -48,6 +49,7 @@ from lfafs.platform.ffa import (
 )
 from lfafs.platform.mm_communicate import MmReturn
 from lfafs.platform.smm_gateway import SmmGateway
+from lfafs.platform.trace import TraceText
 from lfafs.smccc import u64
 
 NS_ENDPOINT_ID = 0  # the Normal world's endpoint without a hypervisor (Hafnium HF_OTHER_WORLD_ID)
@@ -96,6 +98,21 @@ class RequestFault:
             self.remaining -= 1
         return True
 
+    def describe(self) -> str:
+        """One line for ``lfafs status``, named as ``efi fail`` names the fault (faults.Fault.describe() style)."""
+        parts = []
+        if self.ffa_error is not None:
+            kind = "busy" if self.ffa_error == FfaError.BUSY else "ffa-error"
+            parts.append(f"{kind}: FFA_ERROR {FfaError.name_of(self.ffa_error)}")
+        if self.mm_return is not None:
+            parts.append(f"mm-error: MM {MmReturn.name_of(self.mm_return)}")
+        text = ", ".join(parts) or "nothing"
+        if self.remaining is None:
+            return text
+        if self.remaining <= 0:
+            return f"{text} (spent)"
+        return f"{text} (next {self.remaining} request{'' if self.remaining == 1 else 's'})"
+
 
 @attrs.define(eq=False)
 class Partition:
@@ -136,6 +153,10 @@ def _success(x: list[int], w2: int = 0, w3: int = 0) -> None:
     x[:] = [fid32(FfaFn.SUCCESS), 0, w2 & 0xFFFF_FFFF, w3 & 0xFFFF_FFFF, 0, 0, 0, 0]
 
 
+def _direct_head(name: str, sender: int, receiver: int, x3: int) -> str:
+    return f"{name} {sender:#06x}->{receiver:#06x} x3 {x3:#x}"
+
+
 class Spmc:
     """The SPMC's partitions and the Normal world endpoint's FF-A state."""
 
@@ -150,7 +171,7 @@ class Spmc:
 
     # -- the Normal world's calls ----------------------------------------------------------------
 
-    def handle(self, world: str, x: list[int]) -> tuple[str, Pending | None]:
+    def handle(self, world: str, x: list[int]) -> tuple[str | TraceText, Pending | None]:
         """One FF-A call in ``x`` (x0..x7, answered in place): (trace text, a direct request to deliver)."""
         fid = x[0] & 0xFFFF_FFFF
         name = ffa_fid_name(fid) or f"{fid:#x}"
@@ -265,10 +286,10 @@ class Spmc:
 
     # -- direct messages -------------------------------------------------------------------------
 
-    def _direct_req(self, name: str, x: list[int]) -> tuple[str, Pending | None]:
+    def _direct_req(self, name: str, x: list[int]) -> tuple[str | TraceText, Pending | None]:
         smc64 = is_smc64(x[0])
         sender, receiver, flags = (x[1] >> 16) & 0xFFFF, x[1] & 0xFFFF, x[2] & 0xFFFF_FFFF
-        head = f"{name} {sender:#06x}->{receiver:#06x} x3 {x[3]:#x}"
+        head = TraceText(functools.partial(_direct_head, name, sender, receiver, x[3]))
         p = self.partitions.get(receiver)
         if sender != NS_ENDPOINT_ID or p is None or flags != 0 or x[1] >> 32:
             _error(x, FfaError.INVALID_PARAMETERS)
@@ -284,10 +305,10 @@ class Spmc:
             return head + f" -> FFA_ERROR {FfaError(p.fault.ffa_error).name} (injected)", None
         p.state = SpState.RUNNING
         if smc64:
-            head += ": " + p.sp.describe(x[3], reply=False)
+            head = TraceText(head, ": ", p.sp.describe(x[3], reply=False))
         return head, Pending(partition=p, x=x, smc64=smc64, sender=sender)
 
-    def deliver(self, pending: Pending) -> str:
+    def deliver(self, pending: Pending) -> str | TraceText:
         """The SP handles the request it took and answers with a direct response; the trace text."""
         p, x = pending.partition, pending.x
         ids = (p.id << 16) | pending.sender
@@ -305,7 +326,7 @@ class Spmc:
             x[:] = [fid64(FfaFn.MSG_SEND_DIRECT_RESP), ids, 0, u64(code), 0, 0, 0, 0]
             text = f" -> FFA_MSG_SEND_DIRECT_RESP_64 MM {MmReturn.name_of(code)}"
             if code == MmReturn.SUCCESS:
-                text += "; " + p.sp.describe(offset, reply=True)
+                text = TraceText(text, "; ", p.sp.describe(offset, reply=True))
         if p.state == SpState.RUNNING:
             p.state = SpState.WAITING
         return text

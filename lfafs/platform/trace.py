@@ -15,6 +15,34 @@ from lfafs.smccc import LfaStatus, Version, fid_name, s64
 TRACE_CAPACITY = 4096
 
 
+class TraceText:
+    """Trace text that is put together only when someone reads it.
+
+    Parts are strings or thunks (callables returning one). The FF-A and MM
+    path records a decoded line for every exchange, but decoding the MM
+    buffer costs more than the exchange itself, and almost every record
+    leaves the ring unread: so the buffer is copied at the time (what the
+    line must describe) and decoded on first read.
+    """
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, *parts: str | Callable[[], str] | TraceText) -> None:
+        self._parts = tuple(q for p in parts for q in (p._parts if isinstance(p, TraceText) else (p,)))
+
+    def __add__(self, other: str | TraceText) -> TraceText:
+        return TraceText(self, other)
+
+    def __radd__(self, other: str) -> TraceText:
+        return TraceText(other, *self._parts)
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
+    def __str__(self) -> str:
+        return "".join(p if isinstance(p, str) else p() for p in self._parts)
+
+
 @attrs.frozen
 class SmcRecord:
     seq: int
@@ -26,7 +54,11 @@ class SmcRecord:
     start: float  # platform clock (trio), seconds
     duration: float
     mpidr: int = 0  # the CPU's MPIDR_EL1 (topology.py)
-    decoded: str = ""  # FF-A and MM exchanges: what the registers and the MM buffer said
+    detail: str | TraceText = ""  # FF-A and MM exchanges: what the registers and the MM buffer said
+
+    @property
+    def decoded(self) -> str:
+        return self.detail if isinstance(self.detail, str) else str(self.detail)
 
     @property
     def name(self) -> str:
@@ -38,7 +70,7 @@ class SmcRecord:
     def to_dict(self) -> dict:
         return {"seq": self.seq, "cpu": self.cpu, "mpidr": f"{self.mpidr:#x}", "world": self.world, "fid": self.fid,
                 "name": self.name, "args": list(self.args), "result": list(self.result), "start": self.start,
-                "duration": self.duration, **({"decoded": self.decoded} if self.decoded else {})}
+                "duration": self.duration, **({"decoded": self.decoded} if self.detail else {})}
 
 
 class SmcTrace:
@@ -52,7 +84,7 @@ class SmcTrace:
         self.boot_records: list[SmcRecord] = []  # the firmware's SMCs of the last power-on
 
     def add(self, cpu: int, world: str, fid: int, args: tuple[int, ...], result: tuple[int, ...],
-            start: float, duration: float, *, decoded: str = "", boot: bool = False) -> SmcRecord:
+            start: float, duration: float, *, decoded: str | TraceText = "", boot: bool = False) -> SmcRecord:
         """Record one SMC.
 
         ``boot`` SMCs (the firmware's own at power-on, before any clock runs) go to

@@ -21,6 +21,7 @@ from lfafs.platform import uefi_stack
 from lfafs.platform.ffa import FfaFn, fid32, fid64, is_ffa_fid
 from lfafs.platform.plat_lfa import PlatformError
 from lfafs.platform.spmd_lsp import SpmdLspActivator
+from lfafs.platform.trace import TraceText
 from lfafs.platform.uboot import run_async
 from lfafs.smccc import SMC_UNK, WORLDS, u64
 
@@ -80,7 +81,7 @@ class UefiMachine:
                 c.activator = SpmdLspActivator(c, self._collaborators, self.uefi.spmc, self.uefi.sp_id,
                                                self._note_el3)
 
-    async def _ffa(self, world: str, x: list[int]) -> str:
+    async def _ffa(self, world: str, x: list[int]) -> str | TraceText:
         """FF-A through the SPMD to the SPMC; a direct request waits while its SP works on it."""
         if self.uefi is None:
             x[:] = [fid32(FfaFn.ERROR), 0, 0xFFFF_FFFF, 0, 0, 0, 0, 0]  # NOT_SUPPORTED: no SPMC
@@ -120,7 +121,11 @@ class UefiMachine:
             async def smc(regs: list[int]) -> list[int]:
                 x = [u64(r) for r in regs]
                 await self._smc8_locked(cpu, "ns", x)
-                await trio.lowlevel.checkpoint()  # other CPUs run between two SMCs of one call
+                # Other CPUs run between two SMCs of one call; when no other task is ready to run,
+                # a scheduling point would only cost time (an I/O-woken task runs after the call,
+                # as if it had come a little later).
+                if trio.lowlevel.current_statistics().tasks_runnable:
+                    await trio.lowlevel.checkpoint()
                 return x
             return await run_async(gen, smc)
         finally:

@@ -27,7 +27,7 @@ component in Trusted Services and are kept together here.
 
 from __future__ import annotations
 
-import copy
+import functools
 import struct
 from collections.abc import Callable
 
@@ -55,6 +55,8 @@ INDEX_STORAGE_UID = 1  # SMM_VARIABLE_INDEX_STORAGE_UID
 METADATA = struct.Struct(f"<16s16s{FINGERPRINT_SIZE}sQ{2 * INDEX_MAX_NAME_SIZE}sI4xQ")
 CONSTRAINTS = struct.Struct("<HHIQQ")  # struct variable_constraints
 
+# The attribute bits every access tests, as plain ints (IntFlag operators cost more than the test)
+_NV, _BS, _RT = int(VarAttr.NON_VOLATILE), int(VarAttr.BOOTSERVICE_ACCESS), int(VarAttr.RUNTIME_ACCESS)
 _GLOBAL = guid_bytes(EFI_GLOBAL_VARIABLE)
 _SECURITY_DB = guid_bytes(EFI_IMAGE_SECURITY_DATABASE)
 _KEY_NAMES = {n: (n + "\0").encode("utf-16-le") for n in ("PK", "KEK", "db", "dbx", "dbt", "dbr")}
@@ -69,6 +71,7 @@ def name_unit(name: bytes, i: int) -> int:
     return v - 0x10000 if v & 0x8000 else v
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function, asked again on every access to a variable
 def name_hash(guid: bytes, name_size: int, name: bytes) -> int:
     """variable_index.c name_hash(): djb2 over Data1..Data4, then the name up to its first NUL."""
     data1, data2, data3 = struct.unpack_from("<IHH", guid)
@@ -184,12 +187,43 @@ class SecureStorage:
             self.committing = False
 
 
+_INFO_FIELDS = tuple(f.name for f in attrs.fields(VariableInfo))
+
+
 class VariableIndex:
-    """variable_index.c: a fixed array of slots; entries are found by uid alone."""
+    """variable_index.c: a fixed array of slots; entries are found by uid alone.
+
+    Between :meth:`begin` and :meth:`end` every change is undoable by
+    :meth:`rollback` (a SetVariable whose flash write fails): the slot array
+    is copied at the start and an entry's fields before its first change.
+    Every change of an entry therefore goes through a method of the index.
+    """
 
     def __init__(self, max_variables: int) -> None:
         self.max_variables = max_variables
         self.slots: list[VariableInfo | None] = [None] * max_variables
+        self._undo: tuple[list[VariableInfo | None], dict[int, tuple[VariableInfo, tuple]]] | None = None
+
+    def begin(self) -> None:
+        self._undo = (list(self.slots), {})
+
+    def end(self) -> None:
+        self._undo = None
+
+    def rollback(self) -> None:
+        if self._undo is None:
+            return
+        slots, saved = self._undo
+        self._undo = None
+        self.slots = slots
+        for info, values in saved.values():
+            for name, value in zip(_INFO_FIELDS, values, strict=True):
+                setattr(info, name, value)
+
+    def _note(self, info: VariableInfo) -> None:
+        """Keep ``info``'s fields as they were before the transaction first changes it."""
+        if self._undo is not None and id(info) not in self._undo[1]:
+            self._undo[1][id(info)] = (info, attrs.astuple(info, recurse=False))
 
     def find(self, guid: bytes, name_size: int, name: bytes) -> VariableInfo | None:
         uid = name_hash(guid, name_size, name)
@@ -232,17 +266,25 @@ class VariableIndex:
             info.dirty = True
 
     def set_variable(self, info: VariableInfo, attributes: int) -> None:
+        self._note(info)
         info.attributes = attributes
         info.is_variable_set = True
         self._mark_dirty(info)
 
     def clear_variable(self, info: VariableInfo) -> None:
+        self._note(info)
         self._mark_dirty(info)
         info.is_variable_set = False
 
     def set_constraints(self, info: VariableInfo, constraints: Constraints) -> None:
+        self._note(info)
         info.constraints = constraints
         self._mark_dirty(info)
+
+    def set_authentication(self, info: VariableInfo, timestamp: bytes, fingerprint: bytes) -> None:
+        """The timestamp and signer fingerprint of a time-based authenticated variable."""
+        self._note(info)
+        info.timestamp, info.fingerprint = timestamp, fingerprint
 
     def dump(self) -> tuple[bytes, bool]:
         """variable_index_dump(): NV variables that are set, each with its constraints flag."""
@@ -256,8 +298,9 @@ class VariableIndex:
                 if e.constraints is not None:
                     c = e.constraints
                     out += CONSTRAINTS.pack(c.revision, c.property, c.attributes, c.min_size, c.max_size)
-            if e is not None:
-                any_dirty |= e.dirty
+            if e is not None and e.dirty:
+                any_dirty = True
+                self._note(e)
                 e.dirty = False
         return bytes(out), any_dirty
 
@@ -333,15 +376,14 @@ class UefiVariableStore:
             self._sync_variable_index()
 
     def _backend(self, attributes: int) -> SecureStorage:
-        return self.persistent if attributes & VarAttr.NON_VOLATILE else self.volatile
+        return self.persistent if attributes & _NV else self.volatile
 
     # -- access control
 
     def _access_permitted(self, info: VariableInfo) -> int:
         """check_access_permitted(): after ExitBootServices only RT variables are visible."""
-        if info.is_variable_set and info.attributes & (VarAttr.BOOTSERVICE_ACCESS | VarAttr.RUNTIME_ACCESS):
-            wanted = VarAttr.BOOTSERVICE_ACCESS if self.is_boot_service else VarAttr.RUNTIME_ACCESS
-            return S.SUCCESS if info.attributes & wanted else S.NOT_FOUND
+        if info.is_variable_set and info.attributes & (_BS | _RT):
+            return S.SUCCESS if info.attributes & (_BS if self.is_boot_service else _RT) else S.NOT_FOUND
         return S.SUCCESS
 
     def _access_permitted_on_set(self, info: VariableInfo, var: AccessVariable) -> int:
@@ -382,22 +424,24 @@ class UefiVariableStore:
         maps PSA_ERROR_STORAGE_FAILURE (components/service/uefi/smm_variable/
         backend/uefi_variable_store.c).
         """
-        index = copy.deepcopy(self.index)
+        self.index.begin()
         self.persistent.begin()
         try:
             status = self._set_variable(var)
         except BaseException:
             self.persistent.rollback()
-            self.index = index
+            self.index.rollback()
             raise
         if status != S.SUCCESS and not self.persistent._dirty:
             self.persistent.rollback()
+            self.index.end()
             return status
         try:
             self.persistent.commit()
         except StorageFailure:
-            self.index = index
+            self.index.rollback()
             return S.DEVICE_ERROR
+        self.index.end()
         return status
 
     def _set_variable(self, var: AccessVariable) -> int:
@@ -446,7 +490,7 @@ class UefiVariableStore:
             if should_sync:
                 status = self._sync_variable_index()
             if info.is_variable_set and status == S.SUCCESS:
-                info.timestamp, info.fingerprint = stored_timestamp, fp
+                self.index.set_authentication(info, stored_timestamp, fp)
                 status = self._store_variable_data(info, var)
         self.index.remove_unused_entry(info)
         return status

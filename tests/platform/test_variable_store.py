@@ -222,3 +222,36 @@ def test_a_private_authenticated_variable_keeps_its_signer():
     forged = bytearray(signed("Mine", b"v3", OTHER_CERT, 2028))
     forged[-1] ^= 1  # the payload no longer matches the signature
     assert setv(s, "Mine", bytes(forged), AUTH) == S.SECURITY_VIOLATION
+
+
+def test_a_failed_flash_write_undoes_every_index_change_of_the_set_variable():
+    """A SetVariable whose flash write fails answers DEVICE_ERROR and leaves index and data as they were.
+
+    Trusted Services uefi_variable_store.c maps psa_its_set()'s PSA_ERROR_STORAGE_FAILURE to
+    EFI_DEVICE_ERROR (psa_to_efi_storage_status()); the model writes one flash image per SetVariable,
+    so the index changes made before the write (a new slot, a cleared entry, the dirty flags) go too.
+    """
+    failing = {"on": False}
+
+    def changed() -> None:
+        if failing["on"]:
+            raise OSError("No space left on device")
+
+    nv = SecureStorage(changed=changed)
+    s = store(nv=nv)
+    assert setv(s, "Kept", b"old") == S.SUCCESS
+    assert setv(s, "Gone", b"g") == S.SUCCESS
+    assert setv(s, "Gone", b"", attributes=0) == S.SUCCESS  # a delete without NV: the entry stays dirty
+    before_walk, before_flash = walk(s), dict(nv.objects)
+    failing["on"] = True
+    assert setv(s, "Kept", b"new") == S.DEVICE_ERROR
+    assert setv(s, "Kept", b"", attributes=0) == S.DEVICE_ERROR
+    assert setv(s, "Fresh", b"f") == S.DEVICE_ERROR
+    assert (walk(s), nv.objects, getv(s, "Kept")[2]) == (before_walk, before_flash, b"old")
+    assert getv(s, "Fresh")[0] == S.NOT_FOUND
+    failing["on"] = False
+    # the index was not left half-changed: the next write is written whole, and a reload agrees
+    assert setv(s, "Fresh", b"f") == S.SUCCESS
+    reloaded = UefiVariableStore(8, SecureStorage(nv.objects), SecureStorage())
+    assert walk(reloaded) == walk(s) == before_walk + ["Fresh"]
+    assert getv(reloaded, "Kept")[2] == b"old"
