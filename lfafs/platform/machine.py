@@ -22,7 +22,7 @@ from typing import NamedTuple
 import trio
 
 from lfafs.platform import images
-from lfafs.platform.activators import Collaborators, make_activator
+from lfafs.platform.activators import Collaborators
 from lfafs.platform.agent import Agent, WarmReset
 from lfafs.platform.faults import Fault, FaultTable, make_fault
 from lfafs.platform.ffa import is_ffa_fid
@@ -100,9 +100,9 @@ class Platform(UefiMachine):
             pen=self.pen, running_cpus=self.running_cpus, faults=self.faults, recorder=self.recorder,
             commit=self.port.commit, reset_activation=self.agent.reset_activation,
             valid_ns_entry=self.valid_ns_entry, reset_latched=lambda: self.agent.current.reset, rmmd=self.rmmd)
-        for c in self.components:
-            c.activator = make_activator(c, self._collaborators)
         self._power_on_uefi()
+        for c in self.components:
+            c.activator = self._activator_for(c)
 
     def reset(self) -> None:
         """Platform cold reset: RMM memory and realms are gone, as on a real reboot."""
@@ -179,8 +179,7 @@ class Platform(UefiMachine):
         """A firmware update that adds a component to the LFA table (seen at the next scan)."""
         self._check_table_change()
         c = self.port.add(spec)
-        c.activator = make_activator(c, self._collaborators)
-        self._link_variable_sp()
+        c.activator = self._activator_for(c)
         self.agent.table_changed()
         self._flash_changed()
         return c
@@ -269,18 +268,25 @@ class Platform(UefiMachine):
         Registers a reply does not write keep the values the caller passed
         (x5 is passed as 0).
         """
+        return Regs(*(await self._smc_entry(cpu, world, [fid, x1, x2, x3, x4, 0, 0, 0]))[:6])
+
+    async def _smc_entry(self, cpu: int, world: str, regs: list[int]) -> list[int]:
+        """x0..x7 of an SMC made on ``cpu``, once the CPU is free; the registers after it."""
         self._check_cpu(cpu)
         if world not in WORLDS:
             raise PlatformError(f"world must be one of {', '.join(WORLDS)}")
-        x = [u64(fid), u64(x1), u64(x2), u64(x3), u64(x4), 0, 0, 0]
-        args = tuple(x[1:5])
+        x = [u64(r) for r in regs]
         async with self._cpu_lock[cpu]:
-            start = trio.current_time()
-            decoded = await self._dispatch(cpu, world, x)
-            result = Regs(*x[:6])
-            self.trace.add(cpu, world, u64(fid), args, tuple(result), start, trio.current_time() - start,
-                           decoded=decoded or "")
-        return result
+            await self._smc_on_cpu(cpu, world, x)
+        return x
+
+    async def _smc_on_cpu(self, cpu: int, world: str, x: list[int]) -> None:
+        """One SMC on a CPU the caller holds: dispatched, answered in ``x``, recorded in the trace."""
+        fid, args = x[0], tuple(x[1:5])
+        start = trio.current_time()
+        decoded = await self._dispatch(cpu, world, x)
+        self.trace.add(cpu, world, fid, args, tuple(x[:6]), start, trio.current_time() - start,
+                       decoded=decoded or "")
 
     async def _dispatch(self, cpu: int, world: str, x: list[int]) -> str | None:
         """Handle the SMC in ``x`` (x0..x7, answered in place); FF-A calls return their decoded trace text."""

@@ -3,8 +3,8 @@
 A mixin of :class:`lfafs.platform.machine.Platform`, kept apart so machine.py
 stays the LFA machine. It uses the Platform's CPUs (``_cpu_lock``,
 ``cpu_on``), its trace, its dispatch and its component table; at every
-power-on it builds the UEFI side (uefi_stack.py) and links the variable SP's
-component to the SPMD logical SP's activator (spmd_lsp.py).
+power-on it builds the UEFI side (uefi_stack.py), and it chooses the variable SP's
+activator: the SPMD logical SP's (spmd_lsp.py).
 
 Firmware SMCs at power-on run on CPU 0 with no clock and go to the trace's
 ``boot_records``; runtime services run on a CPU held for the whole call,
@@ -18,12 +18,13 @@ from typing import NamedTuple
 import trio
 
 from lfafs.platform import uefi_stack
+from lfafs.platform.activators import GenericActivator, make_activator
 from lfafs.platform.ffa import FfaFn, fid32, fid64, is_ffa_fid
-from lfafs.platform.plat_lfa import PlatformError
+from lfafs.platform.plat_lfa import Component
 from lfafs.platform.spmd_lsp import SpmdLspActivator
 from lfafs.platform.trace import TraceText
 from lfafs.platform.uboot import run_async
-from lfafs.smccc import SMC_UNK, WORLDS, u64
+from lfafs.smccc import SMC_UNK, u64
 
 
 class Regs8(NamedTuple):
@@ -45,20 +46,7 @@ class UefiMachine:
     async def smc8(self, fid: int, x1: int = 0, x2: int = 0, x3: int = 0, x4: int = 0, x5: int = 0, x6: int = 0,
                    x7: int = 0, *, cpu: int = 0, world: str = "ns") -> Regs8:
         """An SMC with x0..x7 in and out (SMCCC v1.2, as FF-A uses them); otherwise as :meth:`smc`."""
-        self._check_cpu(cpu)
-        if world not in WORLDS:
-            raise PlatformError(f"world must be one of {', '.join(WORLDS)}")
-        async with self._cpu_lock[cpu]:
-            return await self._smc8_locked(cpu, world, [u64(r) for r in (fid, x1, x2, x3, x4, x5, x6, x7)])
-
-    async def _smc8_locked(self, cpu: int, world: str, x: list[int]) -> Regs8:
-        args = tuple(x[1:5])
-        fid = x[0]
-        start = trio.current_time()
-        decoded = await self._dispatch(cpu, world, x)
-        self.trace.add(cpu, world, fid, args, tuple(x[:6]), start, trio.current_time() - start,
-                       decoded=decoded or "")
-        return Regs8(*x)
+        return Regs8(*await self._smc_entry(cpu, world, [fid, x1, x2, x3, x4, x5, x6, x7]))
 
     # -- UEFI over FF-A (uefi_stack.py): the SPMD/SPMC, the variable SP, U-Boot ----------------------
 
@@ -70,16 +58,13 @@ class UefiMachine:
             self.uefi = uefi_stack.UefiStack(self.profile, self.secure_flash, self.components, self._boot_smc,
                                              self._runtime_call)
             self.uefi.boot()
-            self._link_variable_sp()
 
-    def _link_variable_sp(self) -> None:
-        """The variable SP's component is activated through the SPMD logical SP and the SPMC."""
-        if self.uefi is None:
-            return
-        for c in self.components:
-            if c.spec.guid == self.uefi.sp_component_guid and c.spec.activation_capable:
-                c.activator = SpmdLspActivator(c, self._collaborators, self.uefi.spmc, self.uefi.sp_id,
-                                               self._note_el3)
+    def _activator_for(self, c: Component) -> GenericActivator | None:
+        """The variable SP's component is activated through the SPMD logical SP and the SPMC of this
+        boot; every other component as its kind says (activators.make_activator)."""
+        if self.uefi is not None and c.spec.guid == self.uefi.sp_component_guid and c.spec.activation_capable:
+            return SpmdLspActivator(c, self._collaborators, self.uefi.spmc, self.uefi.sp_id, self._note_el3)
+        return make_activator(c, self._collaborators)
 
     async def _ffa(self, world: str, x: list[int]) -> str | TraceText:
         """FF-A through the SPMD to the SPMC; a direct request waits while its SP works on it."""
@@ -120,7 +105,7 @@ class UefiMachine:
         try:
             async def smc(regs: list[int]) -> list[int]:
                 x = [u64(r) for r in regs]
-                await self._smc8_locked(cpu, "ns", x)
+                await self._smc_on_cpu(cpu, "ns", x)
                 # Other CPUs run between two SMCs of one call; when no other task is ready to run,
                 # a scheduling point would only cost time (an I/O-woken task runs after the call,
                 # as if it had come a little later).
