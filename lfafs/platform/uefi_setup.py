@@ -160,6 +160,8 @@ def inject(platform, kind: str, *, count: int | None = None, ffa_error: str = "B
            ) -> str:
     """Arm a fault on the variable SP (FAULTS); a sentence saying what it does."""
     p = _partition(platform)
+    if count is not None and count < 1:
+        raise PlatformError(f"a fault's count must be at least 1, got {count} (leave it out for a fault that stays)")
     if kind in ("busy", "ffa-error"):
         try:
             code = FfaError.BUSY if kind == "busy" else FfaError[ffa_error.upper()]
@@ -172,8 +174,10 @@ def inject(platform, kind: str, *, count: int | None = None, ffa_error: str = "B
         try:
             code = MmReturn[mm_return.upper()]
         except KeyError:
-            raise PlatformError(f"{mm_return!r} is not an MM return code; one of "
-                                f"{', '.join(e.name for e in MmReturn if e)}") from None
+            code = None
+        if not code:  # SUCCESS is not a fault: U-Boot would take the unprocessed request for the reply
+            raise PlatformError(f"{mm_return!r} is not an MM error code; one of "
+                                f"{', '.join(e.name for e in MmReturn if e)}")
         p.fault = RequestFault(mm_return=int(code), remaining=count)
         return f"the variable SP answers MM {code.name}" + _times(count)
     if kind == "storage-full":

@@ -496,17 +496,22 @@ class UefiVariableStore:
         return status
 
     def _store_variable_data(self, info: VariableInfo, var: AccessVariable) -> int:
-        """store_variable_data(): overwrite or append, policing the size limit."""
+        """store_variable_data(): overwrite or append, policing the size limit before any write.
+
+        store_overwrite() and store_append_write() refuse an oversized variable (INVALID_PARAMETER)
+        before they call psa_its_set(); only a write that is made meets a full storage
+        (PSA_ERROR_INSUFFICIENT_STORAGE -> psa_to_efi_storage_status(): OUT_OF_RESOURCES).
+        """
         backend = self._backend(info.attributes)
         data = var.data[:var.data_size]
-        if backend.full and data:
-            # psa_its_set() -> PSA_ERROR_INSUFFICIENT_STORAGE, psa_to_efi_storage_status(): OUT_OF_RESOURCES
-            status = S.OUT_OF_RESOURCES
-        elif not var.attributes & VarAttr.APPEND_WRITE:
-            ok = len(data) <= self.max_variable_size
-            if ok:
+        if not var.attributes & VarAttr.APPEND_WRITE:
+            if len(data) > self.max_variable_size:
+                status = S.INVALID_PARAMETER
+            elif backend.full and data:
+                status = S.OUT_OF_RESOURCES
+            else:
                 backend.set(info.uid, data)
-            status = S.SUCCESS if ok else S.INVALID_PARAMETER
+                status = S.SUCCESS
         elif not data:
             status = S.SUCCESS
         else:
@@ -515,6 +520,8 @@ class UefiVariableStore:
                 status = S.NOT_FOUND
             elif len(old) + len(data) > self.max_variable_size:
                 status = S.INVALID_PARAMETER
+            elif backend.full:
+                status = S.OUT_OF_RESOURCES
             else:
                 backend.set(info.uid, old + data)
                 status = S.SUCCESS

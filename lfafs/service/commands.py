@@ -91,10 +91,11 @@ def _uefi_status(s: Session) -> dict | None:
     if stack is None:
         return None
     fault = stack.partition.fault
+    armed = fault is not None and (fault.remaining is None or fault.remaining > 0)  # a spent count no longer acts
     return {"configuration": stack.spec.configuration, "variable_sp": stack.partition.state.value,
             "efivarfs": None if s.efi is None else "read-only" if s.efi.read_only else "read-write",
-            "faults": ([] if fault is None else [repr(fault)]) + (["storage-full"] if s.platform.secure_flash.full
-                                                                   else [])}
+            "faults": ([fault.describe()] if armed else []) + (["storage-full"] if s.platform.secure_flash.full
+                                                              else [])}
 
 
 def _print_status(st: dict, options: argparse.Namespace) -> None:
