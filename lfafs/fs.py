@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import functools
 import itertools
 import os
 import stat
@@ -46,6 +47,7 @@ from lfafs.driver.lfa import DriverError
 
 PAGE = 4096
 HANDLES = 4096
+MAX_IDLE_THREADS = 10
 DIR_MODE = stat.S_IFDIR | 0o755
 UTIME_NOW = (1 << 30) - 1  # utimensat(2) tv_nsec values, as libfuse passes them on
 UTIME_OMIT = (1 << 30) - 2
@@ -121,6 +123,7 @@ class _EfiFiles:
 
     _efi: EfiTree | None
     _token: trio.lowlevel.TrioToken
+    _in_trio: Callable[..., object]  # SysfsOps._in_trio: how a FUSE thread enters Trio
 
     @property
     def has_efi(self) -> bool:
@@ -170,15 +173,6 @@ class _EfiFiles:
             raise mfusepy.FuseOSError(errno.ENOENT)
         return ("efivar", f.inode.name, f.inode)
 
-    def _efi_sync(self, fn: Callable, *args, **kw):
-        """Run a synchronous efivarfs call in the Trio thread that owns it."""
-        try:
-            return trio.from_thread.run_sync(lambda: fn(*args, **kw), trio_token=self._token)
-        except DriverError as e:
-            raise mfusepy.FuseOSError(e.errno) from None
-        except trio.RunFinishedError:
-            raise mfusepy.FuseOSError(errno.ENODEV) from None
-
     def _efi_now(self, fn: Callable, *args, **kw):
         """Run a quick synchronous efivarfs call here, under the handle lock: open, create, release and
         listdir touch only the directory and the open counts, and going through Trio would make the
@@ -188,14 +182,6 @@ class _EfiFiles:
                 return fn(*args, **kw)
             except DriverError as e:
                 raise mfusepy.FuseOSError(e.errno) from None
-
-    def _efi_async(self, fn: Callable, *args, **kw):
-        try:
-            return trio.from_thread.run(lambda: fn(*args, **kw), trio_token=self._token)
-        except DriverError as e:
-            raise mfusepy.FuseOSError(e.errno) from None
-        except trio.RunFinishedError:
-            raise mfusepy.FuseOSError(errno.ENODEV) from None
 
     def _efi_getattr(self, path: str | None, fh=None) -> dict:
         try:
@@ -240,7 +226,7 @@ class _EfiFiles:
     def _efi_setattr(self, node: tuple, **changes) -> int:
         """notify_change() on efivarfs: the file's inode, or the root (only the read-only check)."""
         if node[0] == "efivar":
-            self._efi_sync(self._efi.efivarfs.setattr, node[2], **changes)
+            self._in_trio(self._efi.efivarfs.setattr, node[2], sync=True, **changes)
         elif self._efi.efivarfs.read_only:
             raise mfusepy.FuseOSError(errno.EROFS)
         return 0
@@ -278,7 +264,7 @@ class _EfiFiles:
         uid = mfusepy.fuse_get_context()[0]
         f = self._efi_handles.get(fi.fh)
         if f is not None:
-            return self._efi_async(self._efi.efivarfs.read, f, size, offset, uid)
+            return self._in_trio(self._efi.efivarfs.read, f, size, offset, uid)
         node = self._efi_parse(path)
         if node[0] != "efi_attr":
             raise mfusepy.FuseOSError(errno.EISDIR)
@@ -292,7 +278,7 @@ class _EfiFiles:
         f = self._efi_handles.get(fi.fh)
         if f is None:
             raise mfusepy.FuseOSError(errno.EACCES)
-        return self._efi_async(self._efi.efivarfs.write, f, bytes(data))
+        return self._in_trio(self._efi.efivarfs.write, f, bytes(data))
 
     def _efi_release(self, path: str | None, fi) -> int:
         # FUSE sends RELEASE after close() has returned: answered here, without the hop into Trio
@@ -306,7 +292,7 @@ class _EfiFiles:
         node = self._efi_parse(path)
         if node[0] != "efivar":
             raise mfusepy.FuseOSError(errno.EPERM)
-        self._efi_async(self._efi.efivarfs.unlink, node[1])
+        self._in_trio(self._efi.efivarfs.unlink, node[1])
         return 0
 
     def _efi_ioctl(self, path: str | None, cmd: int, fh, data) -> int:
@@ -321,7 +307,7 @@ class _EfiFiles:
             ctypes.memmove(data, fs.get_flags(inode).to_bytes(4, "little"), 4)
         elif cmd in (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS):
             flags = int.from_bytes(ctypes.string_at(data, 4), "little")
-            self._efi_sync(fs.set_flags, inode, flags)  # the VFS checked CAP_LINUX_IMMUTABLE
+            self._in_trio(fs.set_flags, inode, flags, sync=True)  # the VFS checked CAP_LINUX_IMMUTABLE
         elif cmd == FS_IOC_FSGETXATTR:
             raw = fs.fsxattr_flags(inode).to_bytes(4, "little") + bytes(FSXATTR_SIZE - 4)
             ctypes.memmove(data, raw, FSXATTR_SIZE)
@@ -334,7 +320,7 @@ class _EfiFiles:
     def _efi_statfs(self, path: str) -> dict:
         node = self._efi_parse(path)
         if node[0] in ("efivar", "efivars"):
-            st = self._efi_async(self._efi.efivarfs.statfs)
+            st = self._in_trio(self._efi.efivarfs.statfs)
             return {"f_bsize": st["f_bsize"], "f_frsize": st["f_frsize"], "f_blocks": st["f_blocks"],
                     "f_bfree": st["f_bfree"], "f_bavail": st["f_bavail"], "f_files": 0, "f_ffree": 0,
                     "f_namemax": st["f_namemax"]}
@@ -414,9 +400,14 @@ class SysfsOps(_EfiFiles, mfusepy.Operations):
 
     # -- Trio ---------------------------------------------------------------------------------
 
-    def _in_trio(self, fn: Callable, *args):
+    def _in_trio(self, fn: Callable, *args, sync: bool = False, **kw):
+        """Run ``fn`` in the Trio thread that owns the driver and the platform (an async function,
+        or a plain one with ``sync``): a DriverError becomes its errno, a finished run ENODEV."""
+        call = functools.partial(fn, *args, **kw)
         try:
-            return trio.from_thread.run(fn, *args, trio_token=self._token)
+            if sync:
+                return trio.from_thread.run_sync(call, trio_token=self._token)
+            return trio.from_thread.run(call, trio_token=self._token)
         except DriverError as e:
             raise mfusepy.FuseOSError(e.errno) from None
         except trio.RunFinishedError:
@@ -599,7 +590,7 @@ class SysfsOps(_EfiFiles, mfusepy.Operations):
         # EACCES), anything else through vfs_mknod() (no ->mknod: EPERM).
         is_file = stat.S_IFMT(mode) in (0, stat.S_IFREG)
         if is_file and self._efi_path(path) and path.rpartition("/")[0] == "/efi/efivars" and self._efi.efivarfs:
-            self._efi_sync(self._efi.efivarfs.create, path.rpartition("/")[2], mode, 0, opened=False)
+            self._in_trio(self._efi.efivarfs.create, path.rpartition("/")[2], mode, 0, sync=True, opened=False)
             return 0  # efivarfs_create() through vfs_create(): the file exists, nobody has it open
         raise mfusepy.FuseOSError(errno.EACCES if is_file else errno.EPERM)
 
@@ -769,6 +760,10 @@ def mount_options(*, auto_unmount: bool = False, allow_other: bool = False) -> d
         "entry_timeout": 0,
         "negative_timeout": 0,
     }
+    # Idle FUSE workers kept (libfuse 3's own figure before 3.12): unset, libfuse 3.12-3.14 hand the
+    # loop -1 (unbounded) and print "Ignoring invalid max threads value" at every mount
+    # (lib/fuse_loop_mt.c, fuse_loop_cfg_set_idle_threads()).
+    opts["max_idle_threads"] = MAX_IDLE_THREADS
     if auto_unmount:
         opts["auto_unmount"] = True
     if os.geteuid() != 0:
