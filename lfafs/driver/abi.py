@@ -46,6 +46,10 @@ class Abi:
     rwsem: bool  # v2 8/8, v3 7/8: the smc_lock reader/writer semaphore
     notifications: bool  # v2+: ACPI ARML0003 Notify and the arm,lfa interrupt, with auto_activate
     stale_prime_errno: int | None  # PRIME of a stale image (seq -1) refused without an SMC, with this errno
+    stale_prime_log: str | None = None  # the line printed when it is refused that way
+    # Where the refusal of a may_reset_cpu image is made: once before PRIME (upstream v2+), or under
+    # the lock on every pass of the PRIME loop, after the stale check's sequence id is read (v1, NVIDIA).
+    reset_check_in_loop: bool = False
     # NVIDIA v3 downstream (NV-Kernels @08ba8802aa8e):
     activation_mutex: bool = False  # lfa_activation_lock: a second `activate` writer gets EBUSY at once
     stale_enoent: bool = False  # stale image: activation_pending and cancel ENOENT, pending_version N/A, no SMC
@@ -58,7 +62,8 @@ _V1 = dict(files=COMMON_FILES, unknown_image_name="(unknown)", get_image_name_fo
            activated_log="Firmware activation succeeded", pending_version_na=False,
            prime_budget=None, activate_budget=None, activate_busy_retry=False,
            activate_failure_is_cancel_result=True, rwsem=False, notifications=False,
-           stale_prime_errno=errno.ENODEV)
+           stale_prime_errno=errno.ENODEV, stale_prime_log="Arm LFA: Invalid firmware sequence id",  # v1 prints
+           reset_check_in_loop=True)  # its prefix twice
 _V3 = dict(files=V2_FILES, unknown_image_name="", get_image_name_for=frozenset({"name", "log", "cancel_log"}),
            activated_log="{name}: successfully activated", pending_version_na=True,
            prime_budget=30.0, activate_budget=10.0, activate_busy_retry=True,
@@ -73,6 +78,7 @@ ABIS: dict[str, Abi] = {
                      **{**_V1, "name_lookup_keeps_last": True, "prime_budget": 30.0, "activate_budget": 20.0}),
     "nvidia-v3": Abi(name="nvidia-v3",
                      summary="NVIDIA's v3 tree for Vera: EBUSY for a second activate, ENOENT for stale images, uevents",
-                     **{**_V3, "stale_prime_errno": errno.ENOENT, "activation_mutex": True, "stale_enoent": True,
+                     **{**_V3, "stale_prime_errno": errno.ENOENT, "reset_check_in_loop": True,
+                        "activation_mutex": True, "stale_enoent": True,
                         "pins_seq_id": True, "prime_error_cancels_once_started": True, "inventory_uevent": True}),
 }

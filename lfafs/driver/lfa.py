@@ -311,18 +311,18 @@ class LfaDriver:
         deadline = trio.current_time() + budget if budget is not None else math.inf
         started = False  # NVIDIA: a PRIME call has succeeded, so the agent holds a primed image
         seq = img.seq_id
-        if abi.stale_prime_errno is None and img.may_reset_cpu:
+        if not abi.reset_check_in_loop and img.may_reset_cpu:
             self.klog.err("CPU reset not supported by kernel driver")
             return -errno.EINVAL, seq
         while True:
             async with self._read_lock():
                 stale = img.seq_id == STALE or (started and img.seq_id != seq)
-                if abi.stale_prime_errno is not None and not stale and img.may_reset_cpu:
+                if abi.reset_check_in_loop and not stale and img.may_reset_cpu:
                     self.klog.err("CPU reset not supported by kernel driver")
                     return -errno.EINVAL, seq
                 if abi.stale_prime_errno is not None and stale:
-                    if abi.stale_prime_errno == errno.ENODEV:
-                        self.klog.err("Arm LFA: Invalid firmware sequence id")  # v1 prints its prefix twice
+                    if abi.stale_prime_log is not None:
+                        self.klog.err(abi.stale_prime_log)
                     ret = -abi.stale_prime_errno
                 else:
                     ret = None
