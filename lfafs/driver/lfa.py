@@ -17,6 +17,7 @@ import collections
 import errno
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import trio
@@ -54,13 +55,21 @@ SMCCC_DEVPATH = "/devices/arm-smccc-lfa-1"
 SMCCC_SUBSYSTEM = "arm_smccc"
 
 
+class HeldCpu(Protocol):
+    """A CPU the driver keeps (stop_machine's stopper): SMCs on it run at once."""
+
+    async def smc(self, fid: int, x1: int = 0, x2: int = 0, x3: int = 0, x4: int = 0) -> Sequence[int]: ...
+
+
 class Conduit(Protocol):
-    """How the driver reaches firmware: an SMC on one CPU, and which CPUs are online."""
+    """How the driver reaches firmware: an SMC on one CPU, which CPUs are online, and keeping a CPU."""
 
     async def smc(self, cpu: int, fid: int, x1: int = 0, x2: int = 0, x3: int = 0,
                   x4: int = 0) -> Sequence[int]: ...
 
     def online_cpus(self) -> list[int]: ...
+
+    def hold(self, cpu: int) -> AbstractAsyncContextManager[HeldCpu]: ...
 
 
 class LfaDriver:
@@ -356,12 +365,20 @@ class LfaDriver:
             r = await self._smc(Fid.LFA_ACTIVATE, u64(seq), ActivateFlags.SKIP_CPU_RENDEZVOUS, 0, 0)
             return s64(r[0]), r[1] & LFA_CALL_AGAIN
         results: dict[int, Sequence[int]] = {}
+        cpus = self.conduit.online_cpus()
+        # kernel/stop_machine.c multi_cpu_stop(): every CPU's stopper takes its CPU, all of them
+        # step through the states together, and none lets go before all have run the callback; so
+        # nothing else (an EFI runtime call) runs on any CPU from the first ACTIVATE to the last.
+        arrived, finished = _Barrier(len(cpus)), _Barrier(len(cpus))
 
         async def on(cpu: int) -> None:
-            results[cpu] = await self.conduit.smc(cpu, Fid.LFA_ACTIVATE, u64(seq), 0, 0, 0)
+            async with self.conduit.hold(cpu) as held:
+                await arrived.wait()
+                results[cpu] = await held.smc(Fid.LFA_ACTIVATE, u64(seq), 0, 0, 0)
+                await finished.wait()
 
         async with trio.open_nursery() as nursery:
-            for cpu in self.conduit.online_cpus():
+            for cpu in cpus:
                 nursery.start_soon(on, cpu)
         first = results[min(results)]
         worst = min(s64(r[0]) for r in results.values())  # any CPU's failure fails the call
@@ -477,8 +494,38 @@ class _null:
         return None
 
 
-def platform_conduit(smc: Callable[..., Awaitable[Sequence[int]]], online: Callable[[], list[int]]) -> Conduit:
-    """Adapt an SMC function (cpu=, keyword) and an online-CPU list into a Conduit."""
+class _Machine(Protocol):
+    """What platform_conduit() needs of the machine (lfafs.platform.Platform)."""
+
+    async def smc(self, fid: int, x1: int = 0, x2: int = 0, x3: int = 0, x4: int = 0, *,
+                  cpu: int = 0) -> Sequence[int]: ...
+
+    def online_cpus(self) -> list[int]: ...
+
+    def hold_cpu(self, cpu: int) -> AbstractAsyncContextManager[HeldCpu]: ...
+
+
+class _Barrier:
+    """``n`` tasks wait until all ``n`` have arrived (multi_cpu_stop()'s ack_state() step)."""
+
+    def __init__(self, n: int) -> None:
+        self._left = n
+        self._all = trio.Event()
+
+    async def wait(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._all.set()
+        await self._all.wait()
+
+
+def platform_conduit(platform: _Machine, *, smc: Callable[..., Awaitable[Sequence[int]]] | None = None,
+                     online: Callable[[], list[int]] | None = None) -> Conduit:
+    """A Conduit over a platform: its ``smc`` (or a wrapper of it, keyword cpu=), its online CPUs
+    (or ``online``), and its ``hold_cpu``. The driver never imports the platform: it is duck-typed."""
+    smc = smc or platform.smc
+    online = online or platform.online_cpus
+    hold = platform.hold_cpu
 
     class _Conduit:
         async def smc(self, cpu: int, fid: int, x1: int = 0, x2: int = 0, x3: int = 0, x4: int = 0):
@@ -486,5 +533,8 @@ def platform_conduit(smc: Callable[..., Awaitable[Sequence[int]]], online: Calla
 
         def online_cpus(self) -> list[int]:
             return online()
+
+        def hold(self, cpu: int) -> AbstractAsyncContextManager[HeldCpu]:
+            return hold(cpu)
 
     return _Conduit()

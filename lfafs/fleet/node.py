@@ -158,7 +158,7 @@ class Node:
         if cold:
             self.platform.reset()
         p = self.platform
-        driver = LfaDriver(platform_conduit(p.smc, p.online_cpus),
+        driver = LfaDriver(platform_conduit(p),
                            abi=self.spec.abi, notification=p.profile.notification)
         await driver.probe(nursery)
         self.driver = driver

@@ -15,8 +15,9 @@ are the platform's façade for the layers above.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 
 import trio
@@ -47,6 +48,18 @@ class Regs(NamedTuple):
     x3: int
     x4: int
     x5: int
+
+
+class HeldCpu:
+    """A CPU its holder keeps (Platform.hold_cpu); SMCs made through it run on it at once."""
+
+    def __init__(self, platform: Platform, cpu: int) -> None:
+        self._platform, self.cpu = platform, cpu
+
+    async def smc(self, fid: int, x1: int = 0, x2: int = 0, x3: int = 0, x4: int = 0) -> Regs:
+        x = [u64(r) for r in (fid, x1, x2, x3, x4, 0, 0, 0)]
+        await self._platform._smc_on_cpu(self.cpu, "ns", x)
+        return Regs(*x[:6])
 
 
 class Platform(UefiMachine):
@@ -269,6 +282,15 @@ class Platform(UefiMachine):
         (x5 is passed as 0).
         """
         return Regs(*(await self._smc_entry(cpu, world, [fid, x1, x2, x3, x4, 0, 0, 0]))[:6])
+
+    @contextlib.asynccontextmanager
+    async def hold_cpu(self, cpu: int) -> AsyncIterator[HeldCpu]:
+        """Keep ``cpu`` for the caller until the block ends, as a kernel thread that does not let go
+        of it (stop_machine's stopper): no other SMC and no EFI runtime call runs on it meanwhile.
+        SMCs on it go through the :class:`HeldCpu` yielded."""
+        self._check_cpu(cpu)
+        async with self._cpu_lock[cpu]:
+            yield HeldCpu(self, cpu)
 
     async def _smc_entry(self, cpu: int, world: str, regs: list[int]) -> list[int]:
         """x0..x7 of an SMC made on ``cpu``, once the CPU is free; the registers after it."""

@@ -200,6 +200,9 @@ class ScenarioRun:
             def online_cpus(self) -> list[int]:
                 return conduit.online_cpus()
 
+            def hold(self, cpu: int):
+                return conduit.hold(cpu)  # stop_machine's ACTIVATEs: no PRIME goes through a held CPU
+
         return _Counting() if self._waiting else conduit
 
     def _before_prime(self, index: int) -> None:

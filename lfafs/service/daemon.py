@@ -120,7 +120,7 @@ async def _serve_platform(mnt: str, platform: Platform, flash: FlashWriter | Non
                           ready: Callable[[Mount], Awaitable[None] | None] | None,
                           scenario: Scenario | None) -> None:
     events = scenario.start(platform, logs.say) if scenario is not None else None
-    conduit = platform_conduit(platform.smc, platform.online_cpus)
+    conduit = platform_conduit(platform)
     if events is not None:
         conduit = events.watch(conduit)  # counts the kernel's PRIMEs for before_prime events
     async with trio.open_nursery() as nursery:

@@ -35,7 +35,7 @@ PROFILE = "fvp-den0147"  # staged images, versions in x4/x5, the DT interrupt
 async def make_rig(nursery, *, abi: str = "v3", platform: Platform | None = None,
                    notification: str | None = "profile") -> Rig:
     p = platform or Platform.from_profile(PROFILE)
-    conduit = platform_conduit(p.smc, p.online_cpus)
+    conduit = platform_conduit(p)
     source = p.profile.notification if notification == "profile" else notification
     d = LfaDriver(conduit, abi=abi, notification=source)
     await d.probe(nursery)

@@ -338,7 +338,7 @@ async def test_a_failed_inventory_at_scan_leaves_no_directory(nursery):
     from lfafs.smccc import Fid
 
     p = Platform.from_profile("fvp")
-    inner = platform_conduit(p.smc, lambda: [0, 1, 2, 3])
+    inner = platform_conduit(p, online=lambda: [0, 1, 2, 3])
 
     class Flaky:
         async def smc(self, cpu, fid, x1=0, *rest):
@@ -348,6 +348,9 @@ async def test_a_failed_inventory_at_scan_leaves_no_directory(nursery):
 
         def online_cpus(self):
             return inner.online_cpus()
+
+        def hold(self, cpu):
+            return inner.hold(cpu)
 
     d = LfaDriver(Flaky())
     assert await d.probe(nursery)

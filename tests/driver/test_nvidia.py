@@ -104,6 +104,9 @@ class _PrimeStartsThenFails:
     def online_cpus(self):
         return self.inner.online_cpus()
 
+    def hold(self, cpu):
+        return self.inner.hold(cpu)
+
 
 @pytest.mark.parametrize(("abi", "cancels"), [("v3", 0), ("nvidia-v3", 1)])
 async def test_a_prime_error_after_prime_started(nursery, abi, cancels):
@@ -113,7 +116,7 @@ async def test_a_prime_error_after_prime_started(nursery, abi, cancels):
     from lfafs.driver import LfaDriver
 
     p = Platform.from_profile(PROFILE)
-    conduit = _PrimeStartsThenFails(platform_conduit(p.smc, p.online_cpus))
+    conduit = _PrimeStartsThenFails(platform_conduit(p))
     d = LfaDriver(conduit, abi=abi)
     await d.probe(nursery)
     rig = Rig(p, d)

@@ -43,7 +43,7 @@ class EfiMounted(Mounted):
             p = Platform.from_profile(self._profile, cpus=self._cpus)
         else:
             p = Platform(profile_from_dict({"base": self._profile, "uefi": self._uefi}, "<efi test>"), cpus=self._cpus)
-        conduit = platform_conduit(p.smc, p.online_cpus)
+        conduit = platform_conduit(p)
         async with trio.open_nursery() as nursery:
             self.platform = p
             self.driver = LfaDriver(conduit, abi=self._abi, notification=p.profile.notification)

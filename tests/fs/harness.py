@@ -62,7 +62,7 @@ class Mounted:
 
     async def _main(self) -> None:
         p = Platform.from_profile(self._profile, cpus=self._cpus)
-        conduit = platform_conduit(p.smc, p.online_cpus)
+        conduit = platform_conduit(p)
         async with trio.open_nursery() as nursery:
             self.platform = p
             self.driver = LfaDriver(conduit, abi=self._abi, notification=p.profile.notification)

@@ -61,7 +61,7 @@ def _trial(state_dir: str, seed: int, log: str) -> None:
 
 
 async def _change_forever(platform: Platform, rng: random.Random) -> None:
-    conduit = platform_conduit(platform.smc, platform.online_cpus)
+    conduit = platform_conduit(platform)
     async with trio.open_nursery() as nursery:
         driver = LfaDriver(conduit, abi="v3", notification=platform.profile.notification)
         await driver.probe(nursery)

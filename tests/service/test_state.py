@@ -146,7 +146,7 @@ async def test_an_activation_whose_save_fails_stands_and_is_saved_once_the_disk_
     p.stage("rmm", version="1.0")
     p.stage("sp1", version="2.0")
     saved_before = files(sd.path)
-    conduit = platform_conduit(p.smc, p.online_cpus)
+    conduit = platform_conduit(p)
     async with trio.open_nursery() as nursery:
         driver = LfaDriver(conduit, abi="v3", notification=p.profile.notification)
         await driver.probe(nursery)
