@@ -67,6 +67,7 @@ CDEF = """
 #define PMEM_WINDOW_SHIFT_MIN ...
 #define PMEM_WINDOW_SHIFT_MAX ...
 #define PMEM_MAX_WINDOWS ...
+#define PMEM_SHARE_MIN_PAGES ...
 
 #define XLAT_MAX_REGIONS ...
 #define XLAT_TLBI_RING ...
@@ -81,7 +82,9 @@ CDEF = """
 #define XLAT_CHECK_PARENT_FLAG ...
 #define XLAT_CHECK_BAD_CONTEXT ...
 
-struct pmem { uint8_t **win; uint64_t pa_base; uint64_t size; uint64_t nwin; uint32_t shift; uint32_t pad; };
+struct pmem_segs;
+struct pmem { uint8_t **win; struct pmem_segs *segs; uint64_t pa_base; uint64_t size; uint64_t nwin;
+              uint32_t shift; uint32_t pad; };
 struct xlat_region { uint64_t base_pa; uint64_t base_va; uint64_t size; uint64_t attr;
                      uint64_t granularity; };
 struct xlat_tlbi_entry { uint64_t va; uint64_t pages; };
@@ -102,6 +105,8 @@ int pmem_read(const struct pmem *m, uint64_t pa, void *dst, uint64_t len);
 int pmem_write(const struct pmem *m, uint64_t pa, const void *src, uint64_t len);
 int pmem_zero(const struct pmem *m, uint64_t pa, uint64_t len);
 void pmem_usage(const struct pmem *m, uint64_t *windows, uint64_t *mapped_bytes);
+int pmem_share(const struct pmem *m, uint64_t pa, uint64_t len);
+void pmem_shared(const struct pmem *m, uint64_t *runs, uint64_t *bytes);
 
 int xlat_env_init(struct xlat_env *env, uint64_t pa_base, uint64_t size, uint32_t window_shift);
 void xlat_env_fini(struct xlat_env *env);

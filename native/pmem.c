@@ -1,20 +1,47 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The sparse store behind emulated DRAM: window mappings, joining windows
- * for a range that spans them, and the copies; see pmem.h.  This file is
- * the only one that talks to the host's memory manager.
+ * for a range that spans them, the copies, and shared pattern pages; see
+ * pmem.h.  This file is the only one that talks to the host's memory
+ * manager.
+ *
+ * Kept together as one file although it is long: the window directory,
+ * the segments of shared runs and every mmap, mremap and madvise on them
+ * must agree (zeroing and joining both act on segments), and keeping them
+ * in one file keeps that agreement in one place.
  */
-#define _GNU_SOURCE	/* MAP_NORESERVE, MADV_NOHUGEPAGE, mremap() */
+#define _GNU_SOURCE	/* MAP_NORESERVE, MADV_NOHUGEPAGE, mremap(), memfd_create() */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pmem.h"
 
 #define PMEM_PAGE		4096ULL
 #define PMEM_RELEASE_MIN	(16U * PMEM_PAGE)	/* see clear_pages() */
+#define PMEM_PATTERNS		8U	/* distinct shared values per process; more are not shared */
+
+/*
+ * A segment: a stretch of one window with a mapping of its own, made by
+ * pmem_share() (shared) or by zeroing part of a shared run (anonymous).
+ */
+struct pmem_seg {
+	uint64_t off;		/* DRAM offset, page aligned */
+	uint64_t len;		/* whole pages, inside one window */
+	uint64_t shared;	/* 1: a view of a pattern file; 0: anonymous */
+};
+
+struct pmem_segs {
+	struct pmem_seg *v;	/* sorted by off, disjoint */
+	uint64_t n;
+	uint64_t cap;
+};
 
 /* 4 KB aligned so that it serves any natural alignment a table read needs. */
 const uint64_t pmem_zero_page[PMEM_ZERO_BYTES / 8U] __attribute__((aligned(4096))) = { 0U };
@@ -51,6 +78,104 @@ static uint8_t *map_fresh(uint64_t bytes)
 	return (uint8_t *)p;
 }
 
+/* Index of the first segment that ends after @off; s->n when none does. */
+static uint64_t seg_find(const struct pmem_segs *s, uint64_t off)
+{
+	uint64_t lo = 0U;
+	uint64_t hi = s->n;
+
+	while (lo < hi) {
+		uint64_t mid = lo + ((hi - lo) / 2U);
+
+		if ((s->v[mid].off + s->v[mid].len) <= off) {
+			lo = mid + 1U;
+		} else {
+			hi = mid;
+		}
+	}
+	return lo;
+}
+
+/* Room for @extra more segments, so that the edits that follow cannot fail half way. */
+static bool seg_reserve(struct pmem_segs *s, uint64_t extra)
+{
+	struct pmem_seg *v;
+	uint64_t cap = (s->cap == 0U) ? 8U : s->cap;
+
+	if ((s->n + extra) <= s->cap) {
+		return true;
+	}
+	while (cap < (s->n + extra)) {
+		cap *= 2U;
+	}
+	v = (struct pmem_seg *)realloc(s->v, cap * sizeof(*v));
+	if (v == NULL) {
+		return false;
+	}
+	s->v = v;
+	s->cap = cap;
+	return true;
+}
+
+/* Make @off a segment edge if it falls inside a segment; takes one reserved slot. */
+static void seg_cut(struct pmem_segs *s, uint64_t off)
+{
+	uint64_t i = seg_find(s, off);
+	uint64_t end;
+
+	if ((i == s->n) || (s->v[i].off >= off)) {
+		return;
+	}
+	end = s->v[i].off + s->v[i].len;
+	memmove(&s->v[i + 1U], &s->v[i], (s->n - i) * sizeof(*s->v));
+	s->n++;
+	s->v[i].len = off - s->v[i].off;
+	s->v[i + 1U].off = off;
+	s->v[i + 1U].len = end - off;
+}
+
+/* Forget the segments inside [off, off + len), whose edges are segment edges already. */
+static void seg_remove(struct pmem_segs *s, uint64_t off, uint64_t len)
+{
+	uint64_t i = seg_find(s, off);
+	uint64_t j = i;
+
+	while ((j < s->n) && (s->v[j].off < (off + len))) {
+		j++;
+	}
+	if (j == i) {
+		return;	/* nothing there; s->v may still be NULL */
+	}
+	memmove(&s->v[i], &s->v[j], (s->n - j) * sizeof(*s->v));
+	s->n -= j - i;
+}
+
+/* Record @g, which overlaps no segment; takes one reserved slot. */
+static void seg_insert(struct pmem_segs *s, const struct pmem_seg *g)
+{
+	uint64_t i = seg_find(s, g->off);
+
+	memmove(&s->v[i + 1U], &s->v[i], (s->n - i) * sizeof(*s->v));
+	s->v[i] = *g;
+	s->n++;
+}
+
+/* Index of the segment holding @off when it is shared, else s->n. */
+static uint64_t seg_shared_at(const struct pmem_segs *s, uint64_t off)
+{
+	uint64_t i = seg_find(s, off);
+
+	return ((i < s->n) && (s->v[i].off <= off) && (s->v[i].shared != 0U)) ? i : s->n;
+}
+
+/* Window @w has segments, so may be several host mappings. */
+static bool window_segmented(const struct pmem *m, uint64_t w)
+{
+	uint64_t i = seg_find(m->segs, w << m->shift);
+
+	return (i < m->segs->n) && (m->segs->v[i].off < ((w << m->shift) + window_len(m, w)));
+}
+
 int pmem_init(struct pmem *m, uint64_t pa_base, uint64_t size, unsigned int shift)
 {
 	uint64_t nwin;
@@ -66,7 +191,11 @@ int pmem_init(struct pmem *m, uint64_t pa_base, uint64_t size, unsigned int shif
 	}
 	memset(m, 0, sizeof(*m));
 	m->win = (uint8_t **)calloc(nwin, sizeof(*m->win));
-	if (m->win == NULL) {
+	m->segs = (struct pmem_segs *)calloc(1U, sizeof(*m->segs));
+	if ((m->win == NULL) || (m->segs == NULL)) {
+		free(m->win);
+		free(m->segs);
+		memset(m, 0, sizeof(*m));
 		return -ENOMEM;
 	}
 	m->pa_base = pa_base;
@@ -88,6 +217,8 @@ void pmem_fini(struct pmem *m)
 		}
 	}
 	free(m->win);
+	free(m->segs->v);
+	free(m->segs);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -103,12 +234,76 @@ static bool contiguous(const struct pmem *m, uint64_t first, uint64_t last)
 	return true;
 }
 
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+	return (n == 0U) || ((p[0] == 0U) && (memcmp(p, p + 1, n - 1U) == 0));
+}
+
+/*
+ * Move [off, off + len) of a window, one segment or the stretch between two,
+ * from @from to @to in a fresh reservation.  Should the host refuse the
+ * move, copy instead, skipping pages of zeros: the reservation is mapped
+ * already, so a copy needs nothing from the host but the pages it writes,
+ * and a window is never left half moved.  The stretch is then plain
+ * anonymous memory, so a segment it was turns anonymous.  (If even the
+ * unmap of the old copy is refused, that copy leaks; nothing reads it.)
+ */
+static void move_stretch(const struct pmem *m, uint64_t off, uint8_t *from, uint8_t *to, uint64_t len)
+{
+	uint64_t i;
+
+	if (mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED) {
+		return;
+	}
+	for (uint64_t at = 0U; at < len; at += PMEM_PAGE) {
+		if (!all_zero(from + at, PMEM_PAGE)) {
+			memcpy(to + at, from + at, PMEM_PAGE);
+		}
+	}
+	(void)munmap(from, len);
+	i = seg_find(m->segs, off);
+	if ((i < m->segs->n) && (m->segs->v[i].off == off)) {
+		m->segs->v[i].shared = 0U;
+	}
+}
+
+/*
+ * Move window @w, which has segments, to @slot.  mremap moves only a range
+ * inside one host mapping, and every segment edge may be the edge of one
+ * (pmem.h), so move stretch by stretch: each lies inside one.
+ */
+static void move_segmented(const struct pmem *m, uint64_t w, uint8_t *slot)
+{
+	const struct pmem_segs *s = m->segs;
+	uint64_t base = w << m->shift;
+	uint64_t end = base + window_len(m, w);
+	uint64_t at = base;
+	uint64_t i = seg_find(s, base);
+
+	while (at < end) {
+		uint64_t stop = end;
+
+		if ((i < s->n) && (s->v[i].off < end)) {
+			if (s->v[i].off > at) {
+				stop = s->v[i].off;
+			} else {
+				stop = s->v[i].off + s->v[i].len;
+				i++;
+			}
+		}
+		move_stretch(m, at, m->win[w] + (at - base), slot + (at - base), stop - at);
+		at = stop;
+	}
+	m->win[w] = slot;
+}
+
 /*
  * join() - give windows first..last one contiguous mapping: move the mapped
  * ones into a fresh reservation (mremap moves page tables, so neither the
  * contents nor the host memory they use change) and let the unmapped ones
- * take their slots.  On failure every window still holds its contents,
- * wherever it now is, and the unused slots are unmapped.
+ * take their slots.  A window with segments moves piece by piece and
+ * cannot fail (move_segmented()).  On failure every window still holds its
+ * contents, wherever it now is, and the unused slots are unmapped.
  */
 static bool join(const struct pmem *m, uint64_t first, uint64_t last)
 {
@@ -123,7 +318,9 @@ static bool join(const struct pmem *m, uint64_t first, uint64_t last)
 	for (uint64_t w = first; (w <= last) && ok; w++) {
 		uint8_t *slot = base + ((w - first) * wb);
 
-		if (m->win[w] != NULL) {
+		if ((m->win[w] != NULL) && window_segmented(m, w)) {
+			move_segmented(m, w, slot);
+		} else if (m->win[w] != NULL) {
 			void *p = mremap(m->win[w], window_len(m, w), window_len(m, w),
 					 MREMAP_MAYMOVE | MREMAP_FIXED, slot);
 
@@ -177,11 +374,6 @@ static bool copy_range(const struct pmem *m, uint64_t pa, uint64_t len, uint64_t
 	return (*off <= m->size) && (len <= (m->size - *off));
 }
 
-static bool all_zero(const uint8_t *p, uint64_t n)
-{
-	return (n == 0U) || ((p[0] == 0U) && (memcmp(p, p + 1, n - 1U) == 0));
-}
-
 /* One window's share of a copy: [off, off + len) is cut at window boundaries. */
 struct piece {
 	uint64_t w;	/* window */
@@ -226,28 +418,100 @@ int pmem_read(const struct pmem *m, uint64_t pa, void *dst, uint64_t len)
 	return 0;
 }
 
-/*
- * Zero whole pages.  A run of at least PMEM_RELEASE_MIN bytes is handed back
- * to the host (private anonymous memory reads as zero afterwards); a shorter
- * one is written, and only if not zero already: a page handed back costs a
- * page fault when next written (about 3.6 us against 0.1 us for a memset,
- * docs/decisions/0008-sparse-dram.md), and short ranges are the ones written
- * again at once (glob_data, per-CPU data, the shared buffer).
- */
-static void clear_pages(uint8_t *host, uint64_t len)
+/* Fresh anonymous memory over [host, host + len), which reads as zero. */
+static bool map_zeros_over(uint8_t *host, uint64_t len)
 {
-	if (len >= PMEM_RELEASE_MIN) {
-		if (madvise(host, len, MADV_DONTNEED) == 0) {
-			return;
-		}
-	} else if (all_zero(host, len)) {
-		return;
+	void *p = mmap(host, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+
+	if (p == MAP_FAILED) {
+		return false;
 	}
-	memset(host, 0, len);
+	(void)madvise(host, len, MADV_NOHUGEPAGE);	/* advice only */
+	return true;
 }
 
-/* Zero host memory of one window: whole pages handed back, partial ones written if not zero. */
-static void clear_host(uint8_t *p, uint64_t len)
+/*
+ * Zero [off, off + len) at @host, inside one shared segment: MADV_DONTNEED
+ * there would bring the pattern back, so map fresh anonymous memory over it
+ * and record that part as anonymous.  If the heap or the host refuses,
+ * write zeros instead (the kernel copies the pages); the part stays shared,
+ * so a later release comes here again rather than to MADV_DONTNEED.
+ */
+static void unshare_zero(const struct pmem *m, uint64_t off, uint8_t *host, uint64_t len)
+{
+	struct pmem_segs *s = m->segs;
+
+	if (seg_reserve(s, 2U) && map_zeros_over(host, len)) {
+		seg_cut(s, off);
+		seg_cut(s, off + len);
+		s->v[seg_find(s, off)].shared = 0U;
+		return;
+	}
+	if (!all_zero(host, len)) {
+		memset(host, 0, len);
+	}
+}
+
+/*
+ * Hand the whole pages [off, off + len) at @host back to the host:
+ * MADV_DONTNEED where the memory is anonymous (it reads as zero afterwards),
+ * unshare_zero() where it meets a shared run.
+ */
+static void release_pages(const struct pmem *m, uint64_t off, uint8_t *host, uint64_t len)
+{
+	const struct pmem_segs *s = m->segs;
+	uint64_t at = off;
+	uint64_t end = off + len;
+
+	while (at < end) {
+		uint64_t i = seg_shared_at(s, at);
+		uint64_t stop = end;
+		uint8_t *h = host + (at - off);
+
+		if (i < s->n) {
+			if ((s->v[i].off + s->v[i].len) < end) {
+				stop = s->v[i].off + s->v[i].len;
+			}
+			unshare_zero(m, at, h, stop - at);
+		} else {
+			/* Up to the next shared segment, which starts after @at. */
+			for (i = seg_find(s, at); (i < s->n) && (s->v[i].off < end); i++) {
+				if (s->v[i].shared != 0U) {
+					stop = s->v[i].off;
+					break;
+				}
+			}
+			if (madvise(h, stop - at, MADV_DONTNEED) != 0) {
+				memset(h, 0, stop - at);
+			}
+		}
+		at = stop;
+	}
+}
+
+/*
+ * Zero whole pages at DRAM offset @off.  A run of at least PMEM_RELEASE_MIN
+ * bytes is handed back to the host; a shorter one is written, and only if
+ * not zero already: a page handed back costs a page fault when next
+ * written (about 3.6 us against 0.1 us for a memset,
+ * docs/decisions/0008-sparse-dram.md), and short ranges are the ones
+ * written again at once (glob_data, per-CPU data, the shared buffer).
+ */
+static void clear_pages(const struct pmem *m, uint64_t off, uint8_t *host, uint64_t len)
+{
+	if (len >= PMEM_RELEASE_MIN) {
+		release_pages(m, off, host, len);
+	} else if (!all_zero(host, len)) {
+		memset(host, 0, len);
+	}
+}
+
+/*
+ * Zero host memory of one window, @p at DRAM offset @off: whole pages
+ * handed back, partial ones written if not zero.
+ */
+static void clear_host(const struct pmem *m, uint64_t off, uint8_t *p, uint64_t len)
 {
 	uintptr_t start = (uintptr_t)p;
 	uintptr_t lo = (start + PMEM_PAGE - 1U) & ~(uintptr_t)(PMEM_PAGE - 1U);
@@ -262,7 +526,7 @@ static void clear_host(uint8_t *p, uint64_t len)
 	if (!all_zero(p, lo - start)) {
 		memset(p, 0, lo - start);
 	}
-	clear_pages((uint8_t *)lo, hi - lo);
+	clear_pages(m, off + (lo - start), (uint8_t *)lo, hi - lo);
 	if (!all_zero((uint8_t *)hi, start + len - hi)) {
 		memset((uint8_t *)hi, 0, start + len - hi);
 	}
@@ -283,8 +547,9 @@ static int zero_range(const struct pmem *m, uint64_t pa, uint64_t len, bool unma
 		if (unmap_whole && (p.in == 0U) && (p.len == window_len(m, p.w))) {
 			(void)munmap(m->win[p.w], p.len);
 			m->win[p.w] = NULL;
+			seg_remove(m->segs, p.w << m->shift, p.len);	/* no segment crosses a window edge */
 		} else {
-			clear_host(m->win[p.w] + p.in, p.len);
+			clear_host(m, (p.w << m->shift) + p.in, m->win[p.w] + p.in, p.len);
 		}
 	}
 	return 0;
@@ -326,6 +591,7 @@ int pmem_map(const struct pmem *m, uint64_t pa, uint64_t len)
 static void write_in_window(const struct pmem *m, const struct piece *p, const uint8_t *src)
 {
 	uint8_t *host = m->win[p->w];
+	uint64_t base = p->w << m->shift;	/* DRAM offset of the window */
 	uint64_t at = p->in;
 	uint64_t end = p->in + p->len;
 	uint64_t run = 0U;	/* start of a pending run of zero pages, valid when run_len != 0 */
@@ -342,7 +608,7 @@ static void write_in_window(const struct pmem *m, const struct piece *p, const u
 			}
 			run_len += n;
 		} else {
-			clear_pages(host + run, run_len);
+			clear_pages(m, base + run, host + run, run_len);
 			run_len = 0U;
 			if (!all_zero(s, n) || !all_zero(host + at, n)) {
 				memcpy(host + at, s, n);
@@ -350,7 +616,7 @@ static void write_in_window(const struct pmem *m, const struct piece *p, const u
 		}
 		at += n;
 	}
-	clear_pages(host + run, run_len);
+	clear_pages(m, base + run, host + run, run_len);
 }
 
 int pmem_write(const struct pmem *m, uint64_t pa, const void *src, uint64_t len)
@@ -397,5 +663,189 @@ void pmem_usage(const struct pmem *m, uint64_t *windows, uint64_t *mapped_bytes)
 	}
 	if (mapped_bytes != NULL) {
 		*mapped_bytes = bytes;
+	}
+}
+
+/*
+ * Pattern files: one per distinct shared value, per process, never closed.
+ * Each is a memfd (shmem) holding copies of its value, appended a page at
+ * a time, so every byte below its size is the value and a mapping of
+ * [0, size) reads nothing else.  Its size never shrinks (sealed: a page cut
+ * from under a mapping would raise SIGBUS) and bytes once written are never
+ * rewritten with anything else, so a mapping of it never changes under its
+ * nodes.  A forked child that grows the file appends the same value.
+ */
+struct pattern {
+	uint64_t value;
+	int fd;
+};
+
+static struct pattern patterns[PMEM_PATTERNS];
+static unsigned int npatterns;
+static pthread_mutex_t pattern_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Append copies of @value to @fd until it holds @bytes of them. */
+static bool pattern_grow(int fd, uint64_t value, uint64_t bytes)
+{
+	uint64_t page[PMEM_PAGE / 8U];
+	struct stat st;
+	uint64_t at;
+
+	if (fstat(fd, &st) != 0) {
+		return false;
+	}
+	for (unsigned int i = 0U; i < (PMEM_PAGE / 8U); i++) {
+		page[i] = value;
+	}
+	/* A short write may have left a partial page: write it again whole. */
+	for (at = (uint64_t)st.st_size & ~(PMEM_PAGE - 1U); at < bytes; at += PMEM_PAGE) {
+		if (pwrite(fd, page, PMEM_PAGE, (off_t)at) != (ssize_t)PMEM_PAGE) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int pattern_new(void)
+{
+	int fd = memfd_create("lfafs-pattern", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if ((fd >= 0) && (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0)) {
+		(void)close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The pattern file of @value, holding at least @bytes of it; -1 when the host refuses. */
+static int pattern_fd(uint64_t value, uint64_t bytes)
+{
+	unsigned int i = 0U;
+	int fd = -1;
+
+	if (pthread_mutex_lock(&pattern_lock) != 0) {
+		return -1;
+	}
+	while ((i < npatterns) && (patterns[i].value != value)) {
+		i++;
+	}
+	if ((i == npatterns) && (npatterns < PMEM_PATTERNS)) {
+		patterns[i].fd = pattern_new();
+		patterns[i].value = value;
+		if (patterns[i].fd >= 0) {
+			npatterns++;
+		}
+	}
+	if ((i < npatterns) && pattern_grow(patterns[i].fd, value, bytes)) {
+		fd = patterns[i].fd;
+	}
+	(void)pthread_mutex_unlock(&pattern_lock);
+	return fd;
+}
+
+/* Every 64-bit word of the page at @p is @value. */
+static bool page_holds(const uint8_t *p, uint64_t value)
+{
+	uint64_t first;
+
+	memcpy(&first, p, sizeof(first));
+	return (first == value) && (memcmp(p, p + sizeof(first), PMEM_PAGE - sizeof(first)) == 0);
+}
+
+/*
+ * Map the pattern file of @value over the run [off, off + len) of window @w.
+ * MAP_FIXED replaces the run's anonymous pages, freeing them, in one step;
+ * Linux refuses it before unmapping anything (mapping count, limits), so a
+ * refusal leaves the run as it was.
+ */
+static int share_run(const struct pmem *m, uint64_t w, uint64_t off, uint64_t len, uint64_t value)
+{
+	const struct pmem_seg g = { off, len, 1U };
+	uint8_t *host = m->win[w] + (off - (w << m->shift));
+	int fd;
+
+	if (!seg_reserve(m->segs, 3U)) {
+		return -ENOMEM;
+	}
+	fd = pattern_fd(value, len);
+	if ((fd < 0) || (mmap(host, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+			      fd, 0) == MAP_FAILED)) {
+		return -ENOMEM;
+	}
+	(void)madvise(host, len, MADV_NOHUGEPAGE);	/* as map_fresh(): the kernel's copies stay 4 KB */
+	seg_cut(m->segs, off);
+	seg_cut(m->segs, off + len);
+	seg_remove(m->segs, off, len);	/* anonymous segments it covers */
+	seg_insert(m->segs, &g);
+	return 0;
+}
+
+/* Share the runs of one piece of a mapped window: whole pages, not shared already. */
+static int share_in_window(const struct pmem *m, const struct piece *p)
+{
+	const uint8_t *host = m->win[p->w];
+	uint64_t base = p->w << m->shift;
+	uint64_t at = (p->in + PMEM_PAGE - 1U) & ~(PMEM_PAGE - 1U);
+	uint64_t end = (p->in + p->len) & ~(PMEM_PAGE - 1U);
+	int ret = 0;
+
+	while (at < end) {
+		uint64_t value;
+		uint64_t stop = at;
+
+		memcpy(&value, host + at, sizeof(value));
+		while ((stop < end) && page_holds(host + stop, value) &&
+		       (seg_shared_at(m->segs, base + stop) == m->segs->n)) {
+			stop += PMEM_PAGE;
+		}
+		if (stop == at) {
+			at += PMEM_PAGE;
+			continue;
+		}
+		/* Zeros are cheaper handed back than shared (pmem_write, pmem_zero). */
+		if ((value != 0U) && ((stop - at) >= (PMEM_SHARE_MIN_PAGES * PMEM_PAGE)) &&
+		    (share_run(m, p->w, base + at, stop - at, value) != 0)) {
+			ret = -ENOMEM;
+		}
+		at = stop;
+	}
+	return ret;
+}
+
+int pmem_share(const struct pmem *m, uint64_t pa, uint64_t len)
+{
+	struct piece p = { 0U, 0U, 0U, 0U };
+	uint64_t off;
+	int ret = 0;
+
+	if (!copy_range(m, pa, len, &off)) {
+		return -EFAULT;
+	}
+	while (next_piece(m, off, len, &p)) {
+		if ((m->win[p.w] != NULL) && (share_in_window(m, &p) != 0)) {
+			ret = -ENOMEM;
+		}
+	}
+	return ret;
+}
+
+void pmem_shared(const struct pmem *m, uint64_t *runs, uint64_t *bytes)
+{
+	uint64_t n = 0U;
+	uint64_t b = 0U;
+
+	if ((m != NULL) && (m->segs != NULL)) {
+		for (uint64_t i = 0U; i < m->segs->n; i++) {
+			if (m->segs->v[i].shared != 0U) {
+				n++;
+				b += m->segs->v[i].len;
+			}
+		}
+	}
+	if (runs != NULL) {
+		*runs = n;
+	}
+	if (bytes != NULL) {
+		*bytes = b;
 	}
 }

@@ -36,6 +36,30 @@
  * pmem_read/pmem_write, and the table array is backed with pmem_map and
  * zeroed with pmem_clear, all of which work window by window and move
  * nothing.
+ *
+ * Shared pattern pages (docs/decisions/0012-shared-pattern-pages.md).
+ * pmem_share() finds runs of whole pages that all hold one repeated 64-bit
+ * value (a freshly built TRANSIENT L3 table is 512 copies of TRANSIENT_DESC)
+ * and maps over each a private copy-on-write view of a per-process pattern
+ * file holding that value.  Every node of the process then reads the same
+ * host pages, and the first write to a page gets a private copy from the
+ * kernel, so every accessor above stays correct unchanged.  What changes:
+ *
+ *   - A stretch of a window that got a mapping of its own (a shared run, or
+ *     a part of one made anonymous again) is a segment, recorded in
+ *     m->segs by DRAM offset, sorted and disjoint, never across a window.
+ *   - MADV_DONTNEED on a shared run would make its pages read the pattern
+ *     again, not zeros.  So zeroing that reaches a shared run maps fresh
+ *     anonymous memory over that part instead (the segment turns
+ *     anonymous); if the host refuses, it writes zeros and the part stays
+ *     shared.
+ *   - A window with segments is several host mappings (VMAs), and mremap
+ *     moves only a range inside one (before Linux 6.17).  Joining moves such a window segment
+ *     by segment: every segment edge is a possible VMA edge, which is why
+ *     segments are kept after they turn anonymous, until their window is
+ *     unmapped.  A segment the host refuses to move is copied instead.
+ *   - Sharing is an optimisation: a run the host refuses to share keeps
+ *     its anonymous pages and contents.
  */
 #ifndef LFAFS_PMEM_H
 #define LFAFS_PMEM_H
@@ -51,8 +75,11 @@
 #define PMEM_PAGE_BYTES		4096U
 #define PMEM_ZERO_BYTES		PMEM_PAGE_BYTES	/* a never-written table reads from these zeros */
 
+struct pmem_segs;	/* pmem.c: the segments of shared runs (see above) */
+
 struct pmem {
 	uint8_t **win;		/* win[i]: host address of window i, NULL until written */
+	struct pmem_segs *segs;	/* allocated by pmem_init, never NULL while @m is live */
 	uint64_t pa_base;	/* first PA, 4 KB aligned */
 	uint64_t size;		/* bytes, a multiple of 4 KB */
 	uint64_t nwin;		/* windows: size / 2^shift, rounded up */
@@ -65,7 +92,7 @@ extern const uint64_t pmem_zero_page[PMEM_ZERO_BYTES / 8U];
 /* Set up @m for DRAM [pa_base, pa_base + size); maps nothing.  0, -EINVAL or -ENOMEM. */
 int pmem_init(struct pmem *m, uint64_t pa_base, uint64_t size, unsigned int shift);
 
-/* Unmap every window and free the directory; @m reads as absent afterwards. */
+/* Unmap every window and free the directory and segments; @m reads as absent afterwards. */
 void pmem_fini(struct pmem *m);
 
 /*
@@ -196,5 +223,20 @@ int pmem_map(const struct pmem *m, uint64_t pa, uint64_t len);
 
 /* Windows mapped and the host address space they hold, in bytes. */
 void pmem_usage(const struct pmem *m, uint64_t *windows, uint64_t *mapped_bytes);
+
+/*
+ * pmem_share() - share every run of at least PMEM_SHARE_MIN_PAGES whole
+ * pages in [pa, pa + len) whose 64-bit words all hold one non-zero value
+ * (see above).  Pages in a shared run already, and unwritten windows, are
+ * left alone.  Changes no byte of emulated memory.  0; -EFAULT for a range
+ * outside the DRAM; -ENOMEM when the host refused to share some run, which
+ * then keeps its anonymous pages: callers may ignore it.
+ *
+ * pmem_shared() - shared runs and the bytes they map (pages written since
+ * are counted too: the kernel's copies are not visible from here).
+ */
+#define PMEM_SHARE_MIN_PAGES	16U
+int pmem_share(const struct pmem *m, uint64_t pa, uint64_t len);
+void pmem_shared(const struct pmem *m, uint64_t *runs, uint64_t *bytes);
 
 #endif /* LFAFS_PMEM_H */

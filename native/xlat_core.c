@@ -398,6 +398,8 @@ static int ctx_init_common(struct xlat_env *env, struct xlat_ctx *ctx, uint64_t 
 	c.next_table = build_tables(&b);
 	c.flags |= XLAT_F_TBLS;
 	xlat_alloc_init(env, &c);
+	/* Pool L3 tables are pages of TRANSIENT_DESC: share them until written (pmem.h); may refuse. */
+	(void)pmem_share(&env->mem, tables_pa, ntables * XLAT_TABLE_BYTES);
 	*ctx = c;
 	return 0;
 }
