@@ -226,6 +226,40 @@ static uint64_t *build_table(struct build *b, uint64_t table_pa)
 }
 
 /*
+ * The L3 entries of @mm from @idx on, each written where it is still invalid.
+ * Regions are page aligned, so every entry reached is covered.  A TRANSIENT
+ * region's descriptor does not depend on the address: it is made once (the
+ * pool's 256K entries are most of a node's boot).
+ */
+static void map_l3_entries(uint64_t *table, uint32_t idx, uint32_t entries, const struct xlat_region *mm,
+			   uint64_t va, bool lpa2)
+{
+	uint64_t mm_end = mm->base_va + mm->size - 1U;
+	uint64_t last;
+	uint32_t end;
+
+	if ((va > mm_end) || (idx >= entries)) {
+		return;
+	}
+	last = (mm_end - va) >> XLAT_GRANULE_SHIFT;	/* entries after the first that the region covers */
+	end = ((uint64_t)(entries - idx) <= last) ? entries : (uint32_t)(idx + last + 1U);
+
+	if ((mm->attr & MT_TYPE_MASK) == MT_TRANSIENT) {
+		for (; idx < end; idx++) {
+			if ((table[idx] & DESC_MASK) == INVALID_DESC) {
+				table[idx] = TRANSIENT_DESC;
+			}
+		}
+		return;
+	}
+	for (; idx < end; idx++, va += XLAT_GRANULE_SIZE) {
+		if ((table[idx] & DESC_MASK) == INVALID_DESC) {
+			table[idx] = xlat_desc(mm->attr, mm->base_pa + (va - mm->base_va), XLAT_LEVEL_MAX, lpa2);
+		}
+	}
+}
+
+/*
  * Map one region into a table at @level, recursing into (and creating)
  * finer tables where the region does not cover an entry with a block it is
  * allowed to use (TF-RMM lib/xlat/src/xlat_tables_core.c,
@@ -243,6 +277,13 @@ static void map_region(struct build *b, const struct xlat_region *mm, uint64_t t
 	uint64_t va = (mm->base_va > table_base_va) ? round_down(mm->base_va, bs) : table_base_va;
 	uint32_t idx = (uint32_t)((va - table_base_va) >> XLAT_ADDR_SHIFT(level));
 
+	if (level == XLAT_LEVEL_MAX) {
+		/* An L3 table creates no table: a dry run has nothing to count here. */
+		if (table != NULL) {
+			map_l3_entries(table, idx, entries, mm, va, lpa2);
+		}
+		return;
+	}
 	for (; idx < entries; idx++, va += bs) {
 		uint64_t desc;
 		uint64_t pa = mm->base_pa + (va - mm->base_va);
@@ -255,12 +296,7 @@ static void map_region(struct build *b, const struct xlat_region *mm, uint64_t t
 		} else {
 			desc = (b->last_table_va[level + 1] == va) ? TABLE_DESC : INVALID_DESC;
 		}
-		if (level == XLAT_LEVEL_MAX) {
-			/* Regions are page aligned: every L3 entry reached is covered. */
-			if (covered && ((desc & DESC_MASK) == INVALID_DESC) && (table != NULL)) {
-				table[idx] = xlat_desc(mm->attr, pa, level, lpa2);
-			}
-		} else if ((desc & DESC_MASK) == TABLE_DESC) {
+		if ((desc & DESC_MASK) == TABLE_DESC) {
 			recurse = true;
 		} else if ((desc & DESC_MASK) == INVALID_DESC) {
 			if (!covered || ((pa & (bs - 1U)) != 0U) || (level < min_block_level(lpa2)) ||
