@@ -25,7 +25,8 @@ SOURCES = [
     "xlat_contexts.c",  # environment, context validity, plain-bytes form
     "xlat_walk.c",      # software walkers
     "xlat_alloc.c",     # the VA allocator, parent flags, search policies, check
-    "xlat_core.c",      # context configuration, estimator, table build
+    "xlat_core.c",      # context configuration, estimator, context init
+    "xlat_build.c",     # the table build (and its dry run, the table count)
     "xlat_stitch.c",    # L1 stitching of a child context into a parent
     "xlat_l3.c",        # runtime L3 transitions
     "xlat_reference.c",  # TF-RMM's unmap as TF-RMM runs it, for lfafs bench
