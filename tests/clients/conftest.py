@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 
-from tests.fs.efi_harness import EfiMounted
+from tests.fs.efi_harness import EfiMounted, efi_mounts
 from tests.fs.harness import fuse_unavailable
 
 # libefivar's efivarfs probe compares statfs().f_type with EFIVARFS_MAGIC; FUSE reports its own, so the
@@ -39,18 +38,8 @@ def efi_client_mount():
     why = fuse_unavailable() or (None if shutil.which("unshare") else "no unshare")
     if why:
         pytest.skip(f"needs a real FUSE mount and unshare: {why}")
-    where = tempfile.mkdtemp(prefix="lfafs-clients-")
-    made = []
-
-    def make(**kw):
-        m = EfiMounted(os.path.join(where, f"firmware{len(made)}"), **kw)
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.close()
-    shutil.rmtree(where, ignore_errors=True)
+    with efi_mounts("lfafs-clients-") as make:
+        yield make
 
 
 def need(tool: str) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from .efi_harness import efi_mounts
 from .harness import Mounted, fuse_unavailable
 
 
@@ -31,3 +32,18 @@ def mount_factory(tmp_path):
     yield make
     for m in made:
         m.close()
+
+
+@pytest.fixture
+def efi_factory():
+    """EfiMounted mounts (efi_harness.py), made on demand and closed after the test."""
+    why = fuse_unavailable()
+    if why:
+        pytest.skip(f"needs a real FUSE mount: {why}")
+    with efi_mounts() as make:
+        yield make
+
+
+@pytest.fixture
+def efi(efi_factory):
+    return efi_factory()

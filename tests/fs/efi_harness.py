@@ -8,15 +8,13 @@ allows other users, so tests can act as a non-root user.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 
-import trio
-
-from lfafs.driver import LfaDriver
 from lfafs.driver.efi_sysfs import efi_tree
-from lfafs.driver.lfa import platform_conduit
-from lfafs.fs import SysfsOps, serve
 from lfafs.platform import Platform
 from lfafs.platform.profile import profile_from_dict
 
@@ -38,30 +36,36 @@ class EfiMounted(Mounted):
     def var(self, name: str, guid: str = EFI_GLOBAL) -> str:
         return os.path.join(self.efivars, f"{name}-{guid}")
 
-    async def _main(self) -> None:
+    allow_other = True  # tests act as a non-root user too
+
+    def _platform(self) -> Platform:
         if self._uefi is None:
-            p = Platform.from_profile(self._profile, cpus=self._cpus)
-        else:
-            p = Platform(profile_from_dict({"base": self._profile, "uefi": self._uefi}, "<efi test>"), cpus=self._cpus)
-        conduit = platform_conduit(p)
-        async with trio.open_nursery() as nursery:
-            self.platform = p
-            self.driver = LfaDriver(conduit, abi=self._abi, notification=p.profile.notification)
-            await self.driver.probe(nursery)
-            self.tree = await efi_tree(p.uefi.runtime, p.uefi.system_table, abi=self._efivarfs_abi) \
-                if p.uefi is not None else None
-            self.token = trio.lowlevel.current_trio_token()
-            ops = SysfsOps(self.driver, self.token, efi=self.tree)
+            return Platform.from_profile(self._profile, cpus=self._cpus)
+        return Platform(profile_from_dict({"base": self._profile, "uefi": self._uefi}, "<efi test>"), cpus=self._cpus)
 
-            async def fuse_loop() -> None:
-                try:
-                    await trio.to_thread.run_sync(functools.partial(serve, ops, self.mnt, allow_other=True),
-                                                  abandon_on_cancel=True)
-                finally:
-                    nursery.cancel_scope.cancel()
+    async def _efi_tree(self, p: Platform):
+        """The boot-time Linux's efi/ (lfafs/driver/efi_sysfs.py), when the firmware has UEFI."""
+        if p.uefi is None:
+            return None
+        return await efi_tree(p.uefi.runtime, p.uefi.system_table, abi=self._efivarfs_abi)
 
-            nursery.start_soon(fuse_loop)
-            with trio.fail_after(30):
-                while not await trio.to_thread.run_sync(os.path.ismount, self.mnt):
-                    await trio.sleep(0.01)
-            self._ready.set()
+
+@contextlib.contextmanager
+def efi_mounts(prefix: str = "lfafs-efi-") -> Iterator[Callable[..., EfiMounted]]:
+    """A factory of EfiMounted (its keywords), under a directory every user can reach (pytest's
+    tmp_path is root's alone, and some tests act as another user); every mount closed on exit."""
+    made: list[EfiMounted] = []
+    shared = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(shared, 0o755)
+
+    def make(**kw) -> EfiMounted:
+        m = EfiMounted(os.path.join(shared, f"firmware{len(made)}"), **kw)
+        made.append(m)
+        return m
+
+    try:
+        yield make
+    finally:
+        for m in made:
+            m.close()
+        shutil.rmtree(shared, ignore_errors=True)

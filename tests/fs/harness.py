@@ -60,19 +60,31 @@ class Mounted:
             self._error = e
             self._ready.set()
 
+    # What a subclass changes (efi_harness.EfiMounted): the platform, the kernel's efi/ tree, the mount.
+    allow_other = False
+
+    def _platform(self) -> Platform:
+        return Platform.from_profile(self._profile, cpus=self._cpus)
+
+    async def _efi_tree(self, p: Platform):
+        return None
+
     async def _main(self) -> None:
-        p = Platform.from_profile(self._profile, cpus=self._cpus)
+        p = self._platform()
         conduit = platform_conduit(p)
         async with trio.open_nursery() as nursery:
             self.platform = p
             self.driver = LfaDriver(conduit, abi=self._abi, notification=p.profile.notification)
             await self.driver.probe(nursery)
+            self.tree = await self._efi_tree(p)
             self.token = trio.lowlevel.current_trio_token()
-            ops = SysfsOps(self.driver, self.token, passthrough=self._passthrough)
+            ops = SysfsOps(self.driver, self.token, passthrough=self._passthrough, efi=self.tree)
 
             async def fuse_loop() -> None:
                 try:
-                    await trio.to_thread.run_sync(functools.partial(serve, ops, self.mnt), abandon_on_cancel=True)
+                    await trio.to_thread.run_sync(functools.partial(serve, ops, self.mnt,
+                                                                    allow_other=self.allow_other),
+                                                  abandon_on_cancel=True)
                 finally:
                     nursery.cancel_scope.cancel()  # the mount went away: so does the platform
 

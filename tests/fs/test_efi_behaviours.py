@@ -28,7 +28,6 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 
 import pytest
 
@@ -38,8 +37,6 @@ from lfafs.platform.variable_store import AccessVariable
 from lfafs.smccc import Fid
 from lfafs.uefi import ucs2
 
-from .efi_harness import EfiMounted
-from .harness import fuse_unavailable
 from .test_efi_fuse import oserror, read, setflags, write
 
 FS_IOC_SETFLAGS = 0x40086602
@@ -48,30 +45,6 @@ ATTRS = struct.pack("<I", 7)
 BOOT_ORDER = b"\x07\x00\x00\x00\x01\x00\x00\x00"  # the profile's BootOrder 0001,0000 with NV|BS|RT
 GLOBAL_LE = bytes.fromhex("61dfe48bca93d211aa0d00e098032b8c")  # 8be4df61-93ca-11d2-aa0d-00e098032b8c
 
-
-@pytest.fixture
-def efi_factory():
-    why = fuse_unavailable()
-    if why:
-        pytest.skip(f"needs a real FUSE mount: {why}")
-    made = []
-    shared = tempfile.mkdtemp(prefix="lfafs-efi-b-")
-    os.chmod(shared, 0o755)  # reachable by the non-root test user
-
-    def make(**kw):
-        m = EfiMounted(os.path.join(shared, f"firmware{len(made)}"), **kw)
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.close()
-    shutil.rmtree(shared, ignore_errors=True)
-
-
-@pytest.fixture
-def efi(efi_factory):
-    return efi_factory()
 
 
 def _firmware_set(m, var: str, data: bytes, attributes: int = 7) -> None:

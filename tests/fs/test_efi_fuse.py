@@ -16,43 +16,14 @@ import os
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 
 import pytest
-
-from .efi_harness import EfiMounted
-from .harness import fuse_unavailable
 
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
 TEST_GUID = "210be57c-9849-4fc7-a635-e6382d1aec27"
 ATTRS = struct.pack("<I", 7)
 
-
-@pytest.fixture
-def efi_factory(tmp_path):
-    why = fuse_unavailable()
-    if why:
-        pytest.skip(f"needs a real FUSE mount: {why}")
-    made = []
-    # a mount point every user can reach (pytest's tmp_path is root's alone), for the non-root tests
-    shared = tempfile.mkdtemp(prefix="lfafs-efi-")
-    os.chmod(shared, 0o755)
-
-    def make(**kw):
-        m = EfiMounted(os.path.join(shared, f"firmware{len(made)}"), **kw)
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.close()
-    shutil.rmtree(shared, ignore_errors=True)
-
-
-@pytest.fixture
-def efi(efi_factory):
-    return efi_factory()
 
 
 def oserror(fn, *args) -> int:
