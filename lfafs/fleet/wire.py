@@ -2,9 +2,10 @@
 
 The framing is lfafs's control protocol (docs/control-protocol.md): one
 JSON request per line, ``{"id", "cmd", "args"}``, one reply line, or
-``{"event": ...}`` lines for a streaming command with ``"follow": true``;
-requests are checked with lfafs.service.control.validate against the fleet
-command registry (commands.py) before anything changes. What is added is
+``{"event": ...}`` lines for a streaming command with ``"follow": true``.
+The daemon's connection loop (lfafs.service.control.Server) reads, checks
+and answers them against the fleet command registry (commands.py), with
+the daemon's limits (docs/control-protocol.md, "Limits"). What is added is
 the transport: a shard on one machine listens on a Unix socket, a shard in
 a Kubernetes pod on TCP, so that ``lfafs fleet`` finds every shard behind a
 headless Service. An endpoint is spelled ``unix:PATH`` or ``tcp:HOST:PORT``.
@@ -16,15 +17,16 @@ TCP has no authentication: expose it inside a cluster network only
 from __future__ import annotations
 
 import json
-import os
 import socket
-import stat
 from collections.abc import Iterator
 from typing import Any
 
 import trio
 
-from lfafs.service.control import MAX_REQUEST, Commands, ControlError, decode_reply, prepare_socket_dir, validate
+from lfafs.service import control
+from lfafs.service.control import Commands, ControlError, decode_reply
+
+COMPACT = (",", ":")  # a shard's replies have always been compact JSON; the daemon's are json.dumps's default
 
 
 def parse_endpoint(text: str) -> tuple[str, str, int]:
@@ -42,79 +44,31 @@ def parse_endpoint(text: str) -> tuple[str, str, int]:
 # -- the server -------------------------------------------------------------------------------------------
 
 
-async def open_listeners(endpoints: list[str]) -> list[trio.abc.Listener]:
-    listeners: list[trio.abc.Listener] = []
-    for ep in endpoints:
-        kind, where, port = parse_endpoint(ep)
-        if kind == "tcp":
-            listeners += await trio.open_tcp_listeners(port, host=where)
-            continue
-        prepare_socket_dir(where)
-        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            await sock.bind(where)
-        finally:
-            os.umask(old)
-        os.chmod(where, stat.S_IRUSR | stat.S_IWUSR)
-        sock.listen(64)
-        listeners.append(trio.SocketListener(sock))
+async def open_listeners(endpoints: list[str]) -> list[trio.SocketListener]:
+    """A listener per endpoint: a Unix socket as the daemon's (control.bind_unix), or TCP."""
+    listeners: list[trio.SocketListener] = []
+    try:
+        for ep in endpoints:
+            kind, where, port = parse_endpoint(ep)
+            if kind == "tcp":
+                listeners += await trio.open_tcp_listeners(port, host=where, backlog=control.BACKLOG)
+            else:
+                listeners.append(await control.bind_unix(where))
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()  # no await: this may be a cancellation
+        raise
     return listeners
 
 
-async def serve(listeners: list[trio.abc.Listener], commands: Commands, session: Any) -> None:
-    """Answer requests on ``listeners`` with ``commands`` acting on ``session`` (a Shard), until cancelled."""
-    await trio.serve_listeners(lambda stream: _connection(stream, commands, session), listeners)
+async def serve(listeners: list[trio.SocketListener], commands: Commands, session: Any) -> None:
+    """Answer requests on ``listeners`` with ``commands`` acting on ``session`` (a Shard), until cancelled.
 
-
-async def _connection(stream: trio.abc.Stream, commands: Commands, session: Any) -> None:
-    buf = bytearray()
-    async with stream:
-        while True:
-            try:
-                chunk = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while (nl := buf.find(b"\n")) >= 0:
-                line = bytes(buf[:nl])
-                del buf[:nl + 1]
-                if not await _one(stream, commands, session, line):
-                    return
-            if len(buf) > MAX_REQUEST:
-                await _send(stream, {"id": None, "ok": False, "error": {
-                    "code": "too-large", "message": f"a request is at most {MAX_REQUEST} bytes"}})
-                return
-
-
-async def _send(stream: trio.abc.Stream, obj: dict) -> bool:
-    try:
-        await stream.send_all(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
-        return True
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return False
-
-
-async def _one(stream: trio.abc.Stream, commands: Commands, session: Any, line: bytes) -> bool:
-    rid = None
-    try:
-        try:
-            request = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ControlError("bad-request", f"not JSON: {e}") from None
-        rid, command, args = validate(request, commands)
-
-        async def event(obj: dict) -> bool:
-            return await _send(stream, {"id": rid, "event": obj})
-
-        result = await command.run(session, args, event)
-    except ControlError as e:
-        return await _send(stream, {"id": rid, "ok": False, "error": {"code": e.code, "message": e.message}})
-    except Exception as e:  # a bug must not kill the shard; the client sees it
-        return await _send(stream, {"id": rid, "ok": False, "error": {"code": "internal", "message": repr(e)}})
-    return await _send(stream, {"id": rid, "ok": True, "result": result})
+    The daemon's connection loop (control.Server) with its limits: connection
+    slots, a memory budget, request size and parse checks, idle and send
+    timeouts on the wall clock; the shard's replies keep their compact JSON.
+    """
+    await control.Server(commands, session, name="the shard", separators=COMPACT).serve(listeners)
 
 
 # -- the client -----------------------------------------------------------------------------------------------

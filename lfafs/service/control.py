@@ -18,7 +18,13 @@ the unfinished requests of all connections together hold at most
 BUFFER_BUDGET bytes (beyond it a request is refused with ``busy``), a
 connection that sends nothing for IDLE_TIMEOUT or does not read its reply
 within SEND_TIMEOUT is closed, and a large request is parsed outside the
-event loop.
+event loop. One connection loop (``Server``) does all of this for every
+endpoint: the daemon's socket (``serve``) and a fleet shard's Unix and TCP
+endpoints (lfafs/fleet/wire.py), so no endpoint goes without a limit.
+
+The socket lives in this user's run directory (``run_dir``): /run/lfafs
+for root, $XDG_RUNTIME_DIR/lfafs or /tmp/lfafs-UID for others, refused if
+another user made it or may write it.
 
 The server and the client are kept together: they speak one framing and one
 set of error codes, defined once here.
@@ -39,7 +45,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import attrs
 import trio
+import trio.testing
 
 from lfafs.service import mounts
 from lfafs.service.state import StateError
@@ -54,7 +62,8 @@ SEND_TIMEOUT = 30.0  # seconds a client may take to read a reply
 THREAD_PARSE = 1 << 20  # requests from this size on are parsed in a worker thread
 MAX_ID_TEXT = 256
 MAX_MESSAGE = 1024  # an error message longer than this is cut (it may quote what was sent)
-RUN_DIRS = ("/run/lfafs", os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/tmp"), "lfafs"))
+ROOT_RUN_DIR = "/run/lfafs"
+SHARED_TMP = "/tmp"  # where an ordinary user without $XDG_RUNTIME_DIR gets a run directory of their own
 
 
 class ControlError(Exception):
@@ -66,11 +75,58 @@ class ControlError(Exception):
         self.message = message
 
 
+def run_dir() -> str:
+    """Where this user's daemons keep their sockets and logs (docs/control-protocol.md).
+
+    Root's is /run/lfafs; an ordinary user's is $XDG_RUNTIME_DIR/lfafs, or
+    /tmp/lfafs-UID without one: never a directory every user shares, which
+    another user could create first and so read or replace what is put in it.
+    """
+    if os.geteuid() == 0:
+        return ROOT_RUN_DIR
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(xdg):  # the XDG spec: a relative value is invalid and ignored
+        return os.path.join(xdg, "lfafs")
+    return os.path.join(SHARED_TMP, f"lfafs-{os.geteuid()}")
+
+
+def check_run_dir(path: str) -> None:
+    """ControlError("unsafe-run-dir") unless ``path`` is a directory (not a link) of this user that only they
+    may write; a missing one is fine. As ssh-agent and tmux check their directories under /tmp.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ControlError("unsafe-run-dir", f"{path}: {e.strerror}: cannot check lfafs's run directory") from None
+    fix = "remove it (or set XDG_RUNTIME_DIR to a directory of your own) and try again"
+    if not stat.S_ISDIR(st.st_mode):
+        raise ControlError("unsafe-run-dir", f"{path} is not a directory (a link, or a file): {fix}")
+    if st.st_uid != os.geteuid():
+        raise ControlError("unsafe-run-dir", f"{path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}): "
+                                             f"another user may have made it; {fix}")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ControlError("unsafe-run-dir", f"{path} is writable by others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                                             f"{fix}")
+
+
+def ensure_run_dir() -> str:
+    """This user's run directory, made 0700 if missing; ControlError("unsafe-run-dir") if it is not safe."""
+    path = run_dir()
+    check_run_dir(path)  # a link or another user's directory gets its own sentence, not makedirs's
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise ControlError("unsafe-run-dir", f"cannot make lfafs's run directory {path}: {e.strerror}") from None
+    check_run_dir(path)  # made by us, or by someone else between the two checks
+    return path
+
+
 def socket_path(mountpoint: str) -> str:
     """Where the daemon serving ``mountpoint`` listens: found from the mountpoint alone."""
     key = hashlib.sha256(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
-    base = RUN_DIRS[0] if os.geteuid() == 0 else RUN_DIRS[1]
-    return os.path.join(base, key, "control.sock")
+    return os.path.join(run_dir(), key, "control.sock")
 
 
 # -- requests ---------------------------------------------------------------------------------------
@@ -167,7 +223,14 @@ def _error(rid: Any, code: str, message: str) -> dict:
 
 
 def prepare_socket_dir(path: str) -> None:
+    """The 0700 directory of a socket about to be bound at ``path``, with no stale socket in it.
+
+    Under this user's run directory the run directory is made and checked first
+    (``ensure_run_dir``), so nothing is put in one another user could have prepared.
+    """
     d = os.path.dirname(path)
+    if os.path.dirname(d) == run_dir():
+        ensure_run_dir()
     os.makedirs(d, mode=0o700, exist_ok=True)
     os.chmod(d, 0o700)
     if os.path.lexists(path):
@@ -181,6 +244,40 @@ def prepare_socket_dir(path: str) -> None:
             raise ControlError("busy", f"another lfafs daemon is listening on {path}")
         finally:
             probe.close()
+
+
+async def bind_unix(path: str) -> trio.SocketListener:
+    """A listener on ``path``: a socket of mode 0600 in a directory of mode 0700 (prepare_socket_dir).
+
+    The umask is narrowed around bind(), so the socket is never reachable by
+    others, not even between bind() and chmod().
+    """
+    prepare_socket_dir(path)
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)
+        try:
+            await sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
+
+
+async def serve(path: str, commands: Commands, session: Any, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """The daemon's control socket: listen on ``path`` and answer requests with ``commands`` on ``session``."""
+    listener = await bind_unix(path)
+    try:
+        await Server(commands, session).serve([listener], task_status=task_status)
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 class _Budget:
@@ -200,129 +297,151 @@ class _Budget:
         self.used -= n
 
 
-async def serve(path: str, commands: Commands, session: Any, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Listen on ``path`` (0600 in a 0700 directory) and answer requests with ``commands`` on ``session``."""
-    prepare_socket_dir(path)
-    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        await sock.bind(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
-    sock.listen(BACKLOG)
-    slots = trio.Semaphore(MAX_CONNECTIONS)
-    budget = _Budget(BUFFER_BUDGET)
-    task_status.started()
-    try:
-        async with trio.open_nursery() as nursery:
-            while True:
-                conn = await _accept(sock)
-                with trio.move_on_after(QUEUE_WAIT):
-                    await slots.acquire()
-                    nursery.start_soon(_connection, trio.SocketStream(conn), commands, session, budget, slots)
-                    continue
-                await _refuse(conn, f"the daemon serves {MAX_CONNECTIONS} connections already; try again")
-    finally:
-        sock.close()
+@attrs.define
+class Server:
+    """The one connection loop of every control endpoint: the daemon's socket, a fleet shard's sockets.
+
+    ``commands`` checks each request and ``session`` is what it acts on;
+    ``name`` is who a ``busy`` reply speaks of; ``separators`` spell the
+    reply JSON, so each endpoint keeps the bytes it always sent (the
+    daemon json.dumps's default, a fleet shard the compact form). The
+    limits are the module's (MAX_CONNECTIONS and the rest, read when used).
+
+    On a mock clock (a fleet's --virtual-time) the idle, send and queue
+    timeouts are off: that clock jumps whenever the run is idle, so a Trio
+    timeout would cut off a client that is merely slow (fleet/serve.py sets
+    no Trio timeout around work done outside Trio for the same reason). The
+    size, memory and connection limits hold on any clock.
+    """
+
+    commands: Commands
+    session: Any
+    name: str = "the daemon"
+    separators: tuple[str, str] = (", ", ": ")
+    _slots: trio.Semaphore = attrs.field(init=False)
+    _budget: _Budget = attrs.field(init=False)
+    _timed: bool = attrs.field(init=False, default=True)
+
+    async def serve(self, listeners: list[trio.SocketListener], *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Answer connections on every listener, sharing one set of limits, until cancelled; then close them."""
+        self._slots = trio.Semaphore(MAX_CONNECTIONS)
+        self._budget = _Budget(BUFFER_BUDGET)
+        self._timed = not isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
         try:
-            os.unlink(path)
-        except OSError:
-            pass
+            async with trio.open_nursery() as nursery:
+                for listener in listeners:
+                    nursery.start_soon(self._accept_loop, listener, nursery)
+                task_status.started()
+        finally:
+            for listener in listeners:
+                # No await: in the cancelled scope of a stopping daemon or shard, aclose()'s
+                # checkpoint would raise at once and leave the other listeners open.
+                listener.socket.close()
+
+    def _within(self, seconds: float) -> trio.CancelScope:
+        return trio.move_on_after(seconds if self._timed else math.inf)
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        while True:
+            stream = await _accept(listener)
+            # Not accepting while no slot is free leaves later clients in the kernel's queue.
+            with self._within(QUEUE_WAIT):
+                await self._slots.acquire()
+                nursery.start_soon(self._connection, stream)
+                continue
+            await self._refuse(stream, f"{self.name} serves {MAX_CONNECTIONS} connections already; try again")
+
+    async def _refuse(self, stream: trio.SocketStream, message: str) -> None:
+        async with stream:
+            with trio.move_on_after(1.0):
+                try:
+                    await stream.send_all(self._line(_error(None, "busy", message)))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        buf = bytearray()
+        held = 0  # budget bytes this connection holds: len(buf)
+        try:
+            async with stream:
+                while True:
+                    chunk = None
+                    with self._within(IDLE_TIMEOUT):
+                        try:
+                            chunk = await stream.receive_some(1 << 20 if len(buf) >= 65536 else 65536)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            return
+                    if not chunk:
+                        return  # closed, or silent too long: the slot goes to someone else
+                    if not self._budget.take(len(chunk)):
+                        await self._send(stream, _error(None, "busy", f"{self.name} is receiving other large "
+                                                                      "requests; try again"))
+                        return
+                    held += len(chunk)
+                    buf += chunk
+                    while (end := buf.find(b"\n")) >= 0:
+                        line = bytes(buf[:end])
+                        del buf[:end + 1]
+                        self._budget.give(held - len(buf))
+                        held = len(buf)
+                        if len(line) > MAX_REQUEST:
+                            await self._send(stream, _error(None, "too-large",
+                                                            f"a request is at most {MAX_REQUEST} bytes"))
+                            return
+                        if not await self._one(stream, line):
+                            return
+                    if len(buf) > MAX_REQUEST:
+                        await self._send(stream, _error(None, "too-large", f"a request is at most {MAX_REQUEST} bytes"))
+                        return
+        finally:
+            self._budget.give(held)
+            self._slots.release()
+
+    def _line(self, obj: dict) -> bytes:
+        return json.dumps(obj, separators=self.separators).encode() + b"\n"
+
+    async def _send(self, stream: trio.SocketStream, obj: dict) -> bool:
+        with self._within(SEND_TIMEOUT):
+            try:
+                await stream.send_all(self._line(obj))
+                return True
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+        return False  # the client does not read: it loses the connection
+
+    async def _one(self, stream: trio.SocketStream, line: bytes) -> bool:
+        rid = None
+        try:
+            if len(line) >= THREAD_PARSE:
+                request = await trio.to_thread.run_sync(parse, line)
+            else:
+                request = parse(line)
+            rid = request_id(request)
+            rid, command, args = validate(request, self.commands)
+
+            async def event(obj: dict) -> bool:
+                return await self._send(stream, {"id": rid, "event": obj})
+
+            result = await command.run(self.session, args, event)
+        except ControlError as e:
+            return await self._send(stream, _error(rid, e.code, e.message))
+        except StateError as e:  # a save that failed undid the change (state.FlashWriter)
+            return await self._send(stream, _error(rid, "flash-write", str(e)))
+        except Exception as e:  # a bug must not kill the daemon; the client sees it
+            return await self._send(stream, _error(rid, "internal", repr(e)))
+        return await self._send(stream, {"id": rid, "ok": True, "result": result})
 
 
-async def _accept(sock) -> Any:
+async def _accept(listener: trio.SocketListener) -> trio.SocketStream:
     """The next connection; when descriptors run out it waits in the kernel's queue and we retry."""
     while True:
         try:
-            conn, _ = await sock.accept()
-            return conn
+            return await listener.accept()
         except OSError as e:
             if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 await trio.sleep(0.1)
             elif e.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
                 raise
-
-
-async def _refuse(conn, message: str) -> None:
-    with conn:
-        with trio.move_on_after(1.0):
-            try:
-                await conn.send(json.dumps(_error(None, "busy", message)).encode() + b"\n")
-            except OSError:
-                pass
-
-
-async def _connection(stream: trio.SocketStream, commands: Commands, session: Any, budget: _Budget,
-                      slots: trio.Semaphore) -> None:
-    buf = bytearray()
-    held = 0  # budget bytes this connection holds: len(buf)
-    try:
-        async with stream:
-            while True:
-                chunk = None
-                with trio.move_on_after(IDLE_TIMEOUT):
-                    try:
-                        chunk = await stream.receive_some(1 << 20 if len(buf) >= 65536 else 65536)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        return
-                if not chunk:
-                    return  # closed, or silent too long: the slot goes to someone else
-                if not budget.take(len(chunk)):
-                    await _send(stream, _error(None, "busy", "the daemon is receiving other large requests; "
-                                                             "try again"))
-                    return
-                held += len(chunk)
-                buf += chunk
-                while (end := buf.find(b"\n")) >= 0:
-                    line = bytes(buf[:end])
-                    del buf[:end + 1]
-                    budget.give(held - len(buf))
-                    held = len(buf)
-                    if len(line) > MAX_REQUEST:
-                        await _send(stream, _error(None, "too-large", f"a request is at most {MAX_REQUEST} bytes"))
-                        return
-                    if not await _one(stream, commands, session, line):
-                        return
-                if len(buf) > MAX_REQUEST:
-                    await _send(stream, _error(None, "too-large", f"a request is at most {MAX_REQUEST} bytes"))
-                    return
-    finally:
-        budget.give(held)
-        slots.release()
-
-
-async def _send(stream: trio.SocketStream, obj: dict) -> bool:
-    with trio.move_on_after(SEND_TIMEOUT):
-        try:
-            await stream.send_all(json.dumps(obj).encode() + b"\n")
-            return True
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-    return False  # the client does not read: it loses the connection
-
-
-async def _one(stream: trio.SocketStream, commands: Commands, session: Any, line: bytes) -> bool:
-    rid = None
-    try:
-        if len(line) >= THREAD_PARSE:
-            request = await trio.to_thread.run_sync(parse, line)
-        else:
-            request = parse(line)
-        rid = request_id(request)
-        rid, command, args = validate(request, commands)
-
-        async def event(obj: dict) -> bool:
-            return await _send(stream, {"id": rid, "event": obj})
-
-        result = await command.run(session, args, event)
-    except ControlError as e:
-        return await _send(stream, _error(rid, e.code, e.message))
-    except StateError as e:  # a save that failed undid the change (state.FlashWriter)
-        return await _send(stream, _error(rid, "flash-write", str(e)))
-    except Exception as e:  # a bug must not kill the daemon; the client sees it
-        return await _send(stream, _error(rid, "internal", repr(e)))
-    return await _send(stream, {"id": rid, "ok": True, "result": result})
 
 
 # -- the client --------------------------------------------------------------------------------------------
@@ -368,6 +487,10 @@ class Client:
         return ControlError("io", f"{self.path}: {e.strerror or e}")
 
     def _connect(self) -> socket.socket:
+        if self.mount is not None:
+            # The socket found from a mountpoint is in the run directory: one another user made
+            # could hold their socket, answering as the daemon.
+            check_run_dir(run_dir())
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while True:

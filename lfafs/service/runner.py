@@ -16,7 +16,11 @@ did not come from the terminal, which sent it to the command already); the
 command gets a few seconds to exit before SIGKILL. Whatever happens, the
 daemon is stopped, the temporary mountpoint and the daemon's runtime
 directory are removed, and ``run`` exits with the command's status, 128+N
-for a command killed by signal N.
+for a command killed by signal N. Killed by SIGKILL, ``run`` can clean up
+nothing itself: the kernel then sends SIGTERM to the command and to the
+daemon (spawn.dies_with), the daemon unmounts once the command's
+namespace, which holds a bind of the mount, is gone, and only the empty
+temporary mountpoint is left.
 """
 
 from __future__ import annotations
@@ -166,7 +170,8 @@ def run(command: list[str], *, profile: str | None = None, abi: str = "v3", cpus
             try:
                 daemon = spawn.start(mnt, profile=profile, abi=abi, cpus=cpus, passthrough=passthrough,
                                      state_dir=state_dir, scenario=scenario,
-                                     allow_other=True)  # any user the command becomes reads it as sysfs
+                                     allow_other=True,  # any user the command becomes reads it as sysfs
+                                     die_with_parent=True)  # a SIGKILLed run leaves no daemon, no mount
             except spawn.SpawnError as e:
                 raise RunError(str(e)) from None
             try:
@@ -176,7 +181,10 @@ def run(command: list[str], *, profile: str | None = None, abi: str = "v3", cpus
                     efivars = efivars_mode(mnt)
                 except ControlError as e:
                     raise RunError(f"the daemon of {mnt} does not answer: {e}") from None
-                child = subprocess.Popen(namespace_command(mnt, command, efivars), env=environment(mnt, efivars))
+                # SIGTERM when run dies, as run would forward: the command's namespace holds a bind
+                # of the mount, and the daemon can only finish unmounting once that namespace is gone.
+                child = subprocess.Popen(namespace_command(mnt, command, efivars), env=environment(mnt, efivars),
+                                         preexec_fn=spawn.dies_with(os.getpid()))
                 return exit_status(signals.wait(child))
             finally:
                 daemon.stop()

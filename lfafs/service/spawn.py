@@ -13,12 +13,19 @@ is ``python -m lfafs mount --foreground ...`` in a session of its own; its
 stdout and stderr go to its log in its runtime directory (logs.py: ``lfafs
 logs MOUNTPOINT``), read here to explain an early exit (a pipe nobody reads
 could fill and stall it).
+
+A daemon of ``lfafs mount`` outlives its starter. One started with
+``die_with_parent`` (``lfafs run``'s) gets SIGTERM from the kernel when its
+starter dies, SIGKILL included (prctl PR_SET_PDEATHSIG), and unmounts as
+on any SIGTERM, so a killed ``lfafs run`` leaves no daemon and no mount.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +35,7 @@ import attrs
 
 from lfafs.platform import DEFAULT_PROFILE
 from lfafs.service import logs, mounts
-from lfafs.service.control import Client, ControlError
+from lfafs.service.control import Client, ControlError, ensure_run_dir
 from lfafs.service.daemon import preflight
 from lfafs.service.scenario import Sources
 
@@ -36,8 +43,32 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 class SpawnError(RuntimeError):
     """The daemon could not be started: a sentence saying why and what to do."""
+
+
+def dies_with(parent: int):
+    """A preexec_fn: the child gets SIGTERM when ``parent`` dies, and exits at once if it has already.
+
+    libc is loaded here, in the parent, so that the child makes only system
+    calls between fork and exec. The death signal is kept across exec (a
+    set-user-ID program would drop it: lfafs is none) and comes when the
+    thread that forked ends: ``lfafs run``'s main thread, for its daemon and
+    its command. A parent that died between fork and prctl sends nothing; the
+    child is reparented by then, so getppid() tells, and it leaves before
+    mounting or running anything.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+
+    def child() -> None:
+        if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0 or os.getppid() != parent:
+            os._exit(1)
+
+    return child
 
 
 def command_line(mountpoint: str, *, profile: str | None = DEFAULT_PROFILE, abi: str = "v3", cpus: int | None = None,
@@ -109,21 +140,27 @@ class Daemon:
 
 def start(mountpoint: str, *, profile: str | None = DEFAULT_PROFILE, abi: str = "v3", cpus: int | None = None,
           passthrough: bool = False, state_dir: str | None = None, scenario: Sources | None = None,
-          allow_other: bool = False, timeout: float = START_TIMEOUT) -> Daemon:
+          allow_other: bool = False, die_with_parent: bool = False, timeout: float = START_TIMEOUT) -> Daemon:
     """Start a daemon for ``mountpoint``; return once the mount and its control socket answer.
 
+    ``die_with_parent``: the daemon stops (unmounting) when the calling thread ends, its process
+    dying in any way included (call it from the main thread); otherwise it outlives its starter.
     Raises SpawnError (and leaves nothing running) when it cannot start.
     """
     mnt = os.path.abspath(mountpoint)
     state = os.path.abspath(state_dir) if state_dir else None
+    try:
+        ensure_run_dir()  # made and checked before the daemon's log is put in it
+    except ControlError as e:
+        raise SpawnError(e.message) from None
     why = preflight(mnt, profile=profile, cpus=cpus, state_dir=state, scenario=scenario)
     if why:
         raise SpawnError(why)
     cmd = command_line(mnt, profile=profile, abi=abi, cpus=cpus, passthrough=passthrough, state_dir=state,
                        scenario=scenario, allow_other=allow_other)
     with logs.open_log(mnt) as log:
-        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 start_new_session=True)
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                 preexec_fn=dies_with(os.getpid()) if die_with_parent else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if os.path.ismount(mnt):
