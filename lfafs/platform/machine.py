@@ -15,9 +15,8 @@ are the platform's façade for the layers above.
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import NamedTuple
 
 import trio
@@ -51,10 +50,17 @@ class Regs(NamedTuple):
 
 
 class HeldCpu:
-    """A CPU its holder keeps (Platform.hold_cpu); SMCs made through it run on it at once."""
+    """A CPU its holder keeps (Platform.hold_cpu, an async context); SMCs made through it run on it at once."""
 
     def __init__(self, platform: Platform, cpu: int) -> None:
         self._platform, self.cpu = platform, cpu
+
+    async def __aenter__(self) -> HeldCpu:
+        await self._platform._take_cpu(self.cpu)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._platform._cpu_lock[self.cpu].release()
 
     async def smc(self, fid: int, x1: int = 0, x2: int = 0, x3: int = 0, x4: int = 0) -> Regs:
         x = [u64(r) for r in (fid, x1, x2, x3, x4, 0, 0, 0)]
@@ -283,14 +289,22 @@ class Platform(UefiMachine):
         """
         return Regs(*(await self._smc_entry(cpu, world, [fid, x1, x2, x3, x4, 0, 0, 0]))[:6])
 
-    @contextlib.asynccontextmanager
-    async def hold_cpu(self, cpu: int) -> AsyncIterator[HeldCpu]:
-        """Keep ``cpu`` for the caller until the block ends, as a kernel thread that does not let go
-        of it (stop_machine's stopper): no other SMC and no EFI runtime call runs on it meanwhile.
-        SMCs on it go through the :class:`HeldCpu` yielded."""
+    def hold_cpu(self, cpu: int) -> HeldCpu:
+        """``async with platform.hold_cpu(cpu) as held``: keep ``cpu`` for the caller until the block
+        ends, as a kernel thread that does not let go of it (stop_machine's stopper): no other SMC
+        and no EFI runtime call runs on it meanwhile. SMCs on it go through ``held.smc``."""
         self._check_cpu(cpu)
-        async with self._cpu_lock[cpu]:
-            yield HeldCpu(self, cpu)
+        return HeldCpu(self, cpu)
+
+    async def _take_cpu(self, cpu: int) -> None:
+        """Wait for ``cpu`` and keep it. A free CPU is taken without a scheduling point: a fleet
+        wave is hundreds of thousands of SMCs, and each would otherwise cost a pass of the
+        scheduler; a busy one is queued for in order, as trio.Lock does."""
+        lock = self._cpu_lock[cpu]
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
 
     async def _smc_entry(self, cpu: int, world: str, regs: list[int]) -> list[int]:
         """x0..x7 of an SMC made on ``cpu``, once the CPU is free; the registers after it."""
@@ -298,8 +312,11 @@ class Platform(UefiMachine):
         if world not in WORLDS:
             raise PlatformError(f"world must be one of {', '.join(WORLDS)}")
         x = [u64(r) for r in regs]
-        async with self._cpu_lock[cpu]:
+        await self._take_cpu(cpu)
+        try:
             await self._smc_on_cpu(cpu, world, x)
+        finally:
+            self._cpu_lock[cpu].release()
         return x
 
     async def _smc_on_cpu(self, cpu: int, world: str, x: list[int]) -> None:

@@ -1,11 +1,11 @@
 """``lfafs bench fleet``: a fleet's start, memory, a wave on a mock clock, FUSE reads, status.
 
-docs/performance.md, 'Fleet' records the output. The issue's targets are
-for 10,000 nodes; this machine (2 cores, 24 GB, shared) measures N nodes
-(``LFAFS_BENCH_FLEET_NODES``, default 2,000) and scales each figure to
-10,000 linearly, saying so: every part of it (building nodes, their
-memory, a wave's activations in one Trio loop, the status of every node)
-is a per-node cost. The FUSE read rate is measured as is, per shard.
+docs/performance.md, 'Fleet' records the output. The targets are for
+10,000 nodes, which this machine (2 cores, 24 GB) runs: the default.
+``LFAFS_BENCH_FLEET_NODES`` runs fewer, and each figure is then also scaled
+to 10,000 linearly, saying so (every part of it, building nodes, their
+memory, a wave's activations in one Trio loop, the status of every node, is
+a per-node cost). The FUSE read rate is measured as is, per shard.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _wave(nodes: int, latency: float = 10.0) -> dict:
 
 
 def _parallel_wave(nodes: int, shards: int = SHARDS) -> dict:
-    """The same wave split over ``shards`` processes running at once, as a fleet's shards do."""
+    """A wave split over ``shards`` processes running at once, as a fleet's shards do."""
     import json
     import subprocess
     import sys
@@ -190,34 +190,39 @@ def _parallel_wave(nodes: int, shards: int = SHARDS) -> dict:
              for _ in range(shards)]
     results = [json.loads(p.communicate()[0]) for p in procs]
     return {"wave_wall_s_2_shards": max(r["wave_wall_s"] for r in results),
-            "wave_virtual_s_2_shards": max(r["wave_virtual_s"] for r in results)}
+            "wave_virtual_s_2_shards": max(r["wave_virtual_s"] for r in results),
+            "wave_failures": sum(r["wave_failures"] for r in results),
+            "build_ms_per_node_in_process": max(r["build_ms_per_node_in_process"] for r in results)}
 
 
 def fleet(nodes: int | None = None) -> dict:
-    """The fleet figures at N nodes, and each scaled to 10,000 against the issue's targets."""
+    """The fleet figures at N nodes (10,000 unless told), against the issue's targets for 10,000.
+
+    With fewer nodes each figure is also scaled to 10,000 linearly and the targets are judged
+    on the scaled figures, marked so; at 10,000 they are judged on what was measured.
+    """
     if not os.path.exists("/dev/fuse") or os.geteuid() != 0:
         raise SystemExit("lfafs bench fleet: needs root and /dev/fuse to mount")
-    n = nodes or int(os.environ.get("LFAFS_BENCH_FLEET_NODES", "2000"))
+    n = nodes or int(os.environ.get("LFAFS_BENCH_FLEET_NODES", str(TARGET_NODES)))
     out: dict = {"nodes": n, "shards": SHARDS}  # the default profile, fvp-den0147: 2 GB DRAM, 4 CPUs
     out.update(_up_reads_status(n))
-    out.update(_wave(n))
     out.update(_parallel_wave(n))
-    scale = TARGET_NODES / n
     out["rss_per_node_mb"] = out["rss_total_mb"] / n
-    out["scaled_to_10000"] = {
+    scale = TARGET_NODES / n
+    at = {
         "up_s": out["up_s"] * scale,
         "rss_total_gb": out["rss_total_mb"] * scale / 1024,
-        "wave_wall_s_one_process": out["wave_wall_s"] * scale,
         "wave_wall_s_2_shards": out["wave_wall_s_2_shards"] * scale,
         "status_s": out["status_s"] * scale,
     }
-    s = out["scaled_to_10000"]
+    how = "measured" if n == TARGET_NODES else f"scaled from {n}"
+    out["at_10000"] = {"how": how, **at}
     out["targets"] = {
-        "up of 10,000 <= 60 s (scaled)": s["up_s"] <= 60,
-        "RSS of 10,000 <= 16 GB (scaled)": s["rss_total_gb"] <= 16,
-        "10,000-node wave <= 15 s wall, virtual time, 2 shards (scaled)": s["wave_wall_s_2_shards"] <= 15,
+        f"up of 10,000 <= 60 s ({how})": at["up_s"] <= 60,
+        f"RSS of 10,000 <= 16 GB ({how})": at["rss_total_gb"] <= 16,
+        f"10,000-node wave <= 15 s wall, virtual time, 2 shards ({how})": at["wave_wall_s_2_shards"] <= 15,
         ">= 4,000 reads/s per shard through FUSE": max(out["reads_per_s_4_readers"],
                                                       out["reads_per_s_in_a_node_namespace"]) >= 4000,
-        "status of 10,000 <= 1 s (scaled)": s["status_s"] <= 1,
+        f"status of 10,000 <= 1 s ({how})": at["status_s"] <= 1,
     }
     return out
