@@ -178,6 +178,10 @@ def preflight(mountpoint: str, *, profile: str | pathlib.Path | None = DEFAULT_P
     why = check_can_mount(mountpoint)
     if why:
         return why
+    try:
+        control.check_run_dir(control.run_dir())  # where the control socket will go (a missing one is made)
+    except control.ControlError as e:
+        return e.message
     if state_dir:
         why = _check_state_dir(mountpoint, state_dir)
         if why:

@@ -18,7 +18,8 @@ ENVIRONMENT = (
                      "for its command to the socket of the daemon behind the emulated /sys/firmware."),
     ("LFAFS_MOUNT", "Set by lfafs run: where the emulated tree is mounted outside the command's namespace."),
     ("XDG_RUNTIME_DIR", "An ordinary user's daemons keep their control socket and log under "
-                        "$XDG_RUNTIME_DIR/lfafs (root's: /run/lfafs)."),
+                        "$XDG_RUNTIME_DIR/lfafs, or /tmp/lfafs-UID when it is unset (root's: /run/lfafs). "
+                        "A directory another user owns or may write is refused."),
 )
 
 
@@ -76,7 +77,8 @@ def manpage(parser: argparse.ArgumentParser) -> str:
         _roff("0 on success; 1 with one line on stderr saying what was wrong and what to do. lfafs run exits "
               "with its command's status, 128+N for a command killed by signal N."),
         ".SH FILES",
-        ".TP\n\\fI/run/lfafs/\\fR\\,HASH\\/\\fI/\\fR (root) or \\fI$XDG_RUNTIME_DIR/lfafs/\\fR\\,HASH\\/\\fI/\\fR",
+        ".TP\n\\fI/run/lfafs/\\fR\\,HASH\\/\\fI/\\fR (root), \\fI$XDG_RUNTIME_DIR/lfafs/\\fR\\,HASH\\/\\fI/\\fR "
+        "or \\fI/tmp/lfafs-\\fR\\,UID\\/\\fI/\\fR\\,HASH\\/\\fI/\\fR",
         _roff("control.sock and daemon.log of the daemon serving one mountpoint; removed when it stops."),
         ".SH SEE ALSO",
         _roff("docs/usage.md, docs/testing-your-tool.md and docs/control-protocol.md in the lfafs sources; "

@@ -139,7 +139,10 @@ def test_the_client_will_not_talk_to_a_socket_in_someone_elses_directory(shared_
 
 def test_lfafs_ctl_and_mount_say_it_in_one_line(shared_tmp):
     d = _planted(shared_tmp, uid=0, mode=0o755)
-    for argv in (["ctl", "--mount", "/m", "ping"], ["mount", "/m"]):
+    mnt = os.path.join(shared_tmp, "mnt")  # checked before the run dir: a usable mountpoint
+    os.mkdir(mnt, 0o777)
+    os.chmod(mnt, 0o777)
+    for argv in (["ctl", "--mount", "/m", "ping"], ["mount", "/m"], ["mount", "--foreground", mnt]):
         out = as_nobody(lambda argv=argv: cli.main(argv))
         assert out["value"] == 1, out
         assert out["stderr"].startswith(f"lfafs {argv[0]}") and f"{d} belongs to uid 0" in out["stderr"]
