@@ -27,6 +27,13 @@
 #define PMEM_RELEASE_MIN	(16U * PMEM_PAGE)	/* see clear_pages() */
 #define PMEM_PATTERNS		8U	/* distinct shared values per process; more are not shared */
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE	0x100000	/* Linux 4.17; older kernels take the address as a hint */
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL		0x0008U		/* Linux 6.3; older kernels refuse it with EINVAL */
+#endif
+
 /*
  * A segment: a stretch of one window with a mapping of its own, made by
  * pmem_share() (shared) or by zeroing part of a shared run (anonymous).
@@ -160,6 +167,17 @@ static void seg_insert(struct pmem_segs *s, const struct pmem_seg *g)
 	s->n++;
 }
 
+/* Make [off, off + len), inside one window, one segment, shared or not; needs three reserved slots. */
+static void seg_set(struct pmem_segs *s, uint64_t off, uint64_t len, bool shared)
+{
+	const struct pmem_seg g = { off, len, shared ? 1U : 0U };
+
+	seg_cut(s, off);
+	seg_cut(s, off + len);
+	seg_remove(s, off, len);
+	seg_insert(s, &g);
+}
+
 /* Index of the segment holding @off when it is shared, else s->n. */
 static uint64_t seg_shared_at(const struct pmem_segs *s, uint64_t off)
 {
@@ -240,92 +258,142 @@ static bool all_zero(const uint8_t *p, uint64_t n)
 }
 
 /*
- * Move [off, off + len) of a window, one segment or the stretch between two,
- * from @from to @to in a fresh reservation.  Should the host refuse the
- * move, copy instead, skipping pages of zeros: the reservation is mapped
- * already, so a copy needs nothing from the host but the pages it writes,
- * and a window is never left half moved.  The stretch is then plain
- * anonymous memory, so a segment it was turns anonymous.  (If even the
- * unmap of the old copy is refused, that copy leaks; nothing reads it.)
+ * Write zeros over [p, p + len) a host page at a time, and only over pages
+ * that are not zero already: a page left alone costs nothing, where a
+ * write would give a never-written page, or a page of a shared run, a
+ * private copy.
  */
-static void move_stretch(const struct pmem *m, uint64_t off, uint8_t *from, uint8_t *to, uint64_t len)
+static void zero_where_needed(uint8_t *p, uint64_t len)
 {
-	uint64_t i;
+	uint64_t at = 0U;
 
-	if (mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED) {
-		return;
-	}
-	for (uint64_t at = 0U; at < len; at += PMEM_PAGE) {
-		if (!all_zero(from + at, PMEM_PAGE)) {
-			memcpy(to + at, from + at, PMEM_PAGE);
+	while (at < len) {
+		uint64_t n = PMEM_PAGE - (((uintptr_t)p + at) & (PMEM_PAGE - 1U));
+
+		if (n > (len - at)) {
+			n = len - at;
 		}
-	}
-	(void)munmap(from, len);
-	i = seg_find(m->segs, off);
-	if ((i < m->segs->n) && (m->segs->v[i].off == off)) {
-		m->segs->v[i].shared = 0U;
+		if (!all_zero(p + at, n)) {
+			memset(p + at, 0, n);
+		}
+		at += n;
 	}
 }
 
+/* What swap_in() left at its target. */
+enum swap {
+	SWAP_DONE,	/* @fresh is there now */
+	SWAP_KEPT,	/* the old mapping is still there, untouched */
+	SWAP_ZEROS,	/* the old mapping was lost; fresh anonymous zeros are there instead */
+	SWAP_LOST	/* the old mapping was lost and nothing could be put there */
+};
+
 /*
- * Move window @w, which has segments, to @slot.  mremap moves only a range
- * inside one host mapping, and every segment edge may be the edge of one
- * (pmem.h), so move stretch by stretch: each lies inside one.
+ * swap_in() - replace [target, target + len), memory of ours, with @fresh, a
+ * mapping of @len bytes made for it at an address the kernel chose (one
+ * mapping, so mremap can move it on any kernel).  Unlike mmap(MAP_FIXED)
+ * over live memory, which before Linux 6.12 can unmap the target and then
+ * fail, making @fresh first fails cleanly.  Moving it is mremap_to(), which
+ * before Linux 6.17 unmaps the target before it can fail; with a source of
+ * one mapping and the map-count check done before the unmap, that takes
+ * the kernel failing an allocation of its own (a VMA, page tables).  Then
+ * the target is a hole: take it back as zeros (MAP_FIXED_NOREPLACE maps
+ * nothing over anything), and the caller restores what it held.
+ *
+ * Unless SWAP_DONE, @fresh is still mapped and the caller unmaps it.  The
+ * residual risk, kernel allocation failure after the unmap: SWAP_LOST when
+ * the hole cannot be mapped again either (the range stays unmapped; a
+ * later access to it faults), and should another thread map memory into
+ * the hole in the moment between, SWAP_KEPT or SWAP_LOST for a target that
+ * is no longer ours.
  */
-static void move_segmented(const struct pmem *m, uint64_t w, uint8_t *slot)
+static enum swap swap_in(uint8_t *target, void *fresh, uint64_t len)
 {
-	const struct pmem_segs *s = m->segs;
-	uint64_t base = w << m->shift;
-	uint64_t end = base + window_len(m, w);
-	uint64_t at = base;
-	uint64_t i = seg_find(s, base);
+	void *p;
 
-	while (at < end) {
-		uint64_t stop = end;
-
-		if ((i < s->n) && (s->v[i].off < end)) {
-			if (s->v[i].off > at) {
-				stop = s->v[i].off;
-			} else {
-				stop = s->v[i].off + s->v[i].len;
-				i++;
-			}
-		}
-		move_stretch(m, at, m->win[w] + (at - base), slot + (at - base), stop - at);
-		at = stop;
+	if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, target) != MAP_FAILED) {
+		return SWAP_DONE;
 	}
+	/* msync(MS_ASYNC) does nothing but fail with ENOMEM where any page is unmapped. */
+	if (msync(target, len, MS_ASYNC) == 0) {
+		return SWAP_KEPT;
+	}
+	p = mmap(target, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == (void *)target) {
+		(void)madvise(p, len, MADV_NOHUGEPAGE);	/* advice only */
+		return SWAP_ZEROS;
+	}
+	if (p != MAP_FAILED) {
+		(void)munmap(p, len);	/* a kernel before 4.17 put it elsewhere */
+	}
+	return SWAP_LOST;
+}
+
+/*
+ * Copy window @w, which has segments, to @slot in a fresh reservation:
+ * its pages that are not all zero (reading a never-written page maps the
+ * kernel's zero page and costs no memory), then unmap it and forget its
+ * segments.  The copy is plain anonymous memory, so the window's shared
+ * runs are given up (their pages become private copies).  Moving the
+ * window with mremap instead would take one call per mapping it is made
+ * of, and before Linux 6.17 a refused move unmaps its destination first,
+ * so a fallback would write into a hole.  The copy needs nothing from the
+ * host but the pages it writes, so it cannot be refused.  (If even the
+ * unmap of the old window is refused, that copy leaks; nothing reads it.)
+ */
+static void copy_segmented(const struct pmem *m, uint64_t w, uint8_t *slot)
+{
+	uint64_t len = window_len(m, w);
+	const uint8_t *from = m->win[w];
+
+	for (uint64_t at = 0U; at < len; at += PMEM_PAGE) {
+		if (!all_zero(from + at, PMEM_PAGE)) {
+			memcpy(slot + at, from + at, PMEM_PAGE);
+		}
+	}
+	(void)munmap(m->win[w], len);
+	seg_remove(m->segs, w << m->shift, len);	/* no segment crosses a window edge */
 	m->win[w] = slot;
 }
 
 /*
  * join() - give windows first..last one contiguous mapping: move the mapped
- * ones into a fresh reservation (mremap moves page tables, so neither the
- * contents nor the host memory they use change) and let the unmapped ones
- * take their slots.  A window with segments moves piece by piece and
- * cannot fail (move_segmented()).  On failure every window still holds its
- * contents, wherever it now is, and the unused slots are unmapped.
+ * ones into a fresh reservation and let the unmapped ones take their
+ * slots.  A window without segments is one host mapping, and moves with
+ * one mremap (page tables and all: neither its contents nor the host memory
+ * they use change); a window with segments is copied (copy_segmented()).
+ * On failure every window still holds its contents, wherever it now is,
+ * and the unused slots are unmapped.
+ *
+ * A refused mremap leaves its slot ours and mapped (Linux 6.17 on, or a
+ * refusal before the unmap, such as the map-count limit), or, before
+ * 6.17, a hole, into which another thread (cffi releases the GIL) may map
+ * memory before we look.  So that slot is unmapped only when msync() finds
+ * all of it mapped: a hole is left alone.  What remains: should other
+ * threads map memory over all of that hole in that moment, it is
+ * unmapped under them.  That takes the kernel failing an allocation of
+ * its own after its unmap, as in swap_in().
  */
 static bool join(const struct pmem *m, uint64_t first, uint64_t last)
 {
 	const uint64_t wb = window_bytes(m);
 	uint64_t total = ((last - first) * wb) + window_len(m, last);
 	uint8_t *base = map_fresh(total);
-	bool ok = true;
+	uint64_t refused = last + 1U;	/* the window whose move failed */
 
 	if (base == NULL) {
 		return false;
 	}
-	for (uint64_t w = first; (w <= last) && ok; w++) {
+	for (uint64_t w = first; (w <= last) && (refused > last); w++) {
 		uint8_t *slot = base + ((w - first) * wb);
 
 		if ((m->win[w] != NULL) && window_segmented(m, w)) {
-			move_segmented(m, w, slot);
+			copy_segmented(m, w, slot);
 		} else if (m->win[w] != NULL) {
-			void *p = mremap(m->win[w], window_len(m, w), window_len(m, w),
-					 MREMAP_MAYMOVE | MREMAP_FIXED, slot);
-
-			if (p == MAP_FAILED) {
-				ok = false;
+			if (mremap(m->win[w], window_len(m, w), window_len(m, w),
+				   MREMAP_MAYMOVE | MREMAP_FIXED, slot) == MAP_FAILED) {
+				refused = w;
 			} else {
 				m->win[w] = slot;
 			}
@@ -337,13 +405,13 @@ static bool join(const struct pmem *m, uint64_t first, uint64_t last)
 		if (m->win[w] == slot) {
 			continue;
 		}
-		if (ok && (m->win[w] == NULL)) {
+		if ((refused > last) && (m->win[w] == NULL)) {
 			m->win[w] = slot;
-		} else {
+		} else if ((w != refused) || (msync(slot, window_len(m, w), MS_ASYNC) == 0)) {
 			(void)munmap(slot, window_len(m, w));
 		}
 	}
-	return ok;
+	return refused > last;
 }
 
 void *pmem_back(const struct pmem *m, uint64_t off, uint64_t len)
@@ -418,39 +486,36 @@ int pmem_read(const struct pmem *m, uint64_t pa, void *dst, uint64_t len)
 	return 0;
 }
 
-/* Fresh anonymous memory over [host, host + len), which reads as zero. */
-static bool map_zeros_over(uint8_t *host, uint64_t len)
-{
-	void *p = mmap(host, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-
-	if (p == MAP_FAILED) {
-		return false;
-	}
-	(void)madvise(host, len, MADV_NOHUGEPAGE);	/* advice only */
-	return true;
-}
-
 /*
  * Zero [off, off + len) at @host, inside one shared segment: MADV_DONTNEED
- * there would bring the pattern back, so map fresh anonymous memory over it
- * and record that part as anonymous.  If the heap or the host refuses,
- * write zeros instead (the kernel copies the pages); the part stays shared,
- * so a later release comes here again rather than to MADV_DONTNEED.
+ * there would bring the pattern back, so put fresh anonymous memory there
+ * (swap_in()) and record that part as anonymous.  If the heap or the host
+ * refuses, write zeros instead, page by page where not zero already (the
+ * kernel copies those pages); the part stays shared, so a later release
+ * comes here again rather than to MADV_DONTNEED.
  */
 static void unshare_zero(const struct pmem *m, uint64_t off, uint8_t *host, uint64_t len)
 {
-	struct pmem_segs *s = m->segs;
+	uint8_t *fresh;
+	enum swap r = SWAP_KEPT;
 
-	if (seg_reserve(s, 2U) && map_zeros_over(host, len)) {
-		seg_cut(s, off);
-		seg_cut(s, off + len);
-		s->v[seg_find(s, off)].shared = 0U;
+	if (!seg_reserve(m->segs, 3U)) {
+		zero_where_needed(host, len);
 		return;
 	}
-	if (!all_zero(host, len)) {
-		memset(host, 0, len);
+	fresh = map_fresh(len);
+	if (fresh != NULL) {
+		r = swap_in(host, fresh, len);
+		if (r != SWAP_DONE) {
+			(void)munmap(fresh, len);
+		}
 	}
+	if ((r == SWAP_DONE) || (r == SWAP_ZEROS)) {
+		seg_set(m->segs, off, len, false);	/* inside one segment: edges only, as before */
+	} else if (r == SWAP_KEPT) {
+		zero_where_needed(host, len);
+	}
+	/* SWAP_LOST: nothing is mapped there to write to (swap_in()). */
 }
 
 /*
@@ -483,7 +548,7 @@ static void release_pages(const struct pmem *m, uint64_t off, uint8_t *host, uin
 				}
 			}
 			if (madvise(h, stop - at, MADV_DONTNEED) != 0) {
-				memset(h, 0, stop - at);
+				zero_where_needed(h, stop - at);
 			}
 		}
 		at = stop;
@@ -492,8 +557,8 @@ static void release_pages(const struct pmem *m, uint64_t off, uint8_t *host, uin
 
 /*
  * Zero whole pages at DRAM offset @off.  A run of at least PMEM_RELEASE_MIN
- * bytes is handed back to the host; a shorter one is written, and only if
- * not zero already: a page handed back costs a page fault when next
+ * bytes is handed back to the host; a shorter one is written, page by page
+ * where not zero already: a page handed back costs a page fault when next
  * written (about 3.6 us against 0.1 us for a memset,
  * docs/decisions/0008-sparse-dram.md), and short ranges are the ones
  * written again at once (glob_data, per-CPU data, the shared buffer).
@@ -502,8 +567,8 @@ static void clear_pages(const struct pmem *m, uint64_t off, uint8_t *host, uint6
 {
 	if (len >= PMEM_RELEASE_MIN) {
 		release_pages(m, off, host, len);
-	} else if (!all_zero(host, len)) {
-		memset(host, 0, len);
+	} else {
+		zero_where_needed(host, len);
 	}
 }
 
@@ -518,18 +583,12 @@ static void clear_host(const struct pmem *m, uint64_t off, uint8_t *p, uint64_t 
 	uintptr_t hi = (start + len) & ~(uintptr_t)(PMEM_PAGE - 1U);
 
 	if (lo >= hi) {	/* no whole page */
-		if (!all_zero(p, len)) {
-			memset(p, 0, len);
-		}
+		zero_where_needed(p, len);
 		return;
 	}
-	if (!all_zero(p, lo - start)) {
-		memset(p, 0, lo - start);
-	}
+	zero_where_needed(p, lo - start);
 	clear_pages(m, off + (lo - start), (uint8_t *)lo, hi - lo);
-	if (!all_zero((uint8_t *)hi, start + len - hi)) {
-		memset((uint8_t *)hi, 0, start + len - hi);
-	}
+	zero_where_needed((uint8_t *)hi, start + len - hi);
 }
 
 static int zero_range(const struct pmem *m, uint64_t pa, uint64_t len, bool unmap_whole)
@@ -586,7 +645,10 @@ int pmem_map(const struct pmem *m, uint64_t pa, uint64_t len)
 
 /*
  * Write one piece into its mapped window: whole pages of zeros are released
- * instead of written (runs of them in one madvise), the rest copied.
+ * instead of written (runs of them in one madvise), the rest copied where
+ * it differs from what the page holds: writing a page what it holds
+ * already would give a page of a shared run (or a never-written one) a
+ * private copy for nothing.
  */
 static void write_in_window(const struct pmem *m, const struct piece *p, const uint8_t *src)
 {
@@ -610,7 +672,7 @@ static void write_in_window(const struct pmem *m, const struct piece *p, const u
 		} else {
 			clear_pages(m, base + run, host + run, run_len);
 			run_len = 0U;
-			if (!all_zero(s, n) || !all_zero(host + at, n)) {
+			if (memcmp(host + at, s, n) != 0) {
 				memcpy(host + at, s, n);
 			}
 		}
@@ -708,7 +770,12 @@ static bool pattern_grow(int fd, uint64_t value, uint64_t bytes)
 
 static int pattern_new(void)
 {
-	int fd = memfd_create("lfafs-pattern", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	/* Not executable, sealed so (and no kernel warning, Linux 6.3 on); older kernels refuse the flag. */
+	int fd = memfd_create("lfafs-pattern", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+
+	if ((fd < 0) && (errno == EINVAL)) {
+		fd = memfd_create("lfafs-pattern", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	}
 
 	if ((fd >= 0) && (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0)) {
 		(void)close(fd);
@@ -753,31 +820,43 @@ static bool page_holds(const uint8_t *p, uint64_t value)
 }
 
 /*
- * Map the pattern file of @value over the run [off, off + len) of window @w.
- * MAP_FIXED replaces the run's anonymous pages, freeing them, in one step;
- * Linux refuses it before unmapping anything (mapping count, limits), so a
- * refusal leaves the run as it was.
+ * Map the pattern file of @value over the run [off, off + len) of window @w:
+ * a view of it made where the kernel chooses, then put over the run by
+ * swap_in(), which frees the run's anonymous pages.  A refusal leaves the
+ * run's contents as they were: in its old pages (SWAP_KEPT), or copied back
+ * from the view into fresh ones, which become an anonymous segment
+ * (SWAP_ZEROS; the view holds the run's contents, page_holds()).
  */
 static int share_run(const struct pmem *m, uint64_t w, uint64_t off, uint64_t len, uint64_t value)
 {
-	const struct pmem_seg g = { off, len, 1U };
 	uint8_t *host = m->win[w] + (off - (w << m->shift));
+	void *view;
+	enum swap r;
 	int fd;
 
 	if (!seg_reserve(m->segs, 3U)) {
 		return -ENOMEM;
 	}
 	fd = pattern_fd(value, len);
-	if ((fd < 0) || (mmap(host, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
-			      fd, 0) == MAP_FAILED)) {
+	if (fd < 0) {
 		return -ENOMEM;
 	}
-	(void)madvise(host, len, MADV_NOHUGEPAGE);	/* as map_fresh(): the kernel's copies stay 4 KB */
-	seg_cut(m->segs, off);
-	seg_cut(m->segs, off + len);
-	seg_remove(m->segs, off, len);	/* anonymous segments it covers */
-	seg_insert(m->segs, &g);
-	return 0;
+	view = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	if (view == MAP_FAILED) {
+		return -ENOMEM;
+	}
+	(void)madvise(view, len, MADV_NOHUGEPAGE);	/* as map_fresh(): the kernel's copies stay 4 KB */
+	r = swap_in(host, view, len);
+	if (r == SWAP_DONE) {
+		seg_set(m->segs, off, len, true);
+		return 0;
+	}
+	if (r == SWAP_ZEROS) {
+		memcpy(host, view, len);
+		seg_set(m->segs, off, len, false);
+	}
+	(void)munmap(view, len);
+	return -ENOMEM;
 }
 
 /* Share the runs of one piece of a mapped window: whole pages, not shared already. */
@@ -794,8 +873,8 @@ static int share_in_window(const struct pmem *m, const struct piece *p)
 		uint64_t stop = at;
 
 		memcpy(&value, host + at, sizeof(value));
-		while ((stop < end) && page_holds(host + stop, value) &&
-		       (seg_shared_at(m->segs, base + stop) == m->segs->n)) {
+		while ((stop < end) && ((stop - at) < (PMEM_SHARE_MAX_PAGES * PMEM_PAGE)) &&
+		       page_holds(host + stop, value) && (seg_shared_at(m->segs, base + stop) == m->segs->n)) {
 			stop += PMEM_PAGE;
 		}
 		if (stop == at) {

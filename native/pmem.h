@@ -27,7 +27,8 @@
  *
  * A range that crosses a window boundary is made contiguous in host memory
  * before a pointer to it is returned: the windows it covers are moved, page
- * tables and all, into one new mapping (mremap, no copy).  That moves their
+ * tables and all, into one new mapping (mremap, no copy; a window holding
+ * shared runs is copied, see below).  That moves their
  * host addresses, so within one native call a pointer must not be kept
  * across a pmem_wr() of a multi-window range that comes later.  Only the
  * VA allocator's bitmap (xlat_alloc_view) can span windows, and every
@@ -48,18 +49,26 @@
  *   - A stretch of a window that got a mapping of its own (a shared run, or
  *     a part of one made anonymous again) is a segment, recorded in
  *     m->segs by DRAM offset, sorted and disjoint, never across a window.
+ *     A window without segments is one host mapping (VMA), or part of one.
  *   - MADV_DONTNEED on a shared run would make its pages read the pattern
- *     again, not zeros.  So zeroing that reaches a shared run maps fresh
+ *     again, not zeros.  So zeroing that reaches a shared run puts fresh
  *     anonymous memory over that part instead (the segment turns
  *     anonymous); if the host refuses, it writes zeros and the part stays
  *     shared.
- *   - A window with segments is several host mappings (VMAs), and mremap
- *     moves only a range inside one (before Linux 6.17).  Joining moves such a window segment
- *     by segment: every segment edge is a possible VMA edge, which is why
- *     segments are kept after they turn anonymous, until their window is
- *     unmapped.  A segment the host refuses to move is copied instead.
+ *   - A window with segments is several host mappings, and before Linux
+ *     6.17 mremap moves only a range inside one and, refusing a move,
+ *     unmaps its destination first.  So joining COPIES a window with
+ *     segments into the new mapping (its pages that are not all zero),
+ *     unmaps the old one and forgets its segments: its shared runs are
+ *     given up, their pages private copies from then on.  Segments are
+ *     kept after they turn anonymous, until their window is unmapped or
+ *     copied, because their edges remain mapping edges.
+ *   - A mapping is never put over live memory with mmap(MAP_FIXED), which
+ *     before Linux 6.12 can unmap the memory and then fail: the new one is
+ *     made where the kernel chooses, then moved over with mremap
+ *     (swap_in() in pmem.c, which states the residual risk).
  *   - Sharing is an optimisation: a run the host refuses to share keeps
- *     its anonymous pages and contents.
+ *     its contents (and its anonymous pages, or fresh ones).
  */
 #ifndef LFAFS_PMEM_H
 #define LFAFS_PMEM_H
@@ -201,11 +210,21 @@ static inline bool pmem_contains(const struct pmem *m, uint64_t pa, uint64_t len
  * pmem_read()  never maps anything: unwritten memory reads as zero.
  * pmem_write() maps no window for data that is all zeros, and of data it
  *              writes, hands runs of 64 KB of zeros or more back to the
- *              host (MADV_DONTNEED) and skips shorter ones where memory is
- *              zero already, so writing zeros never adds host memory.
+ *              host (MADV_DONTNEED, or fresh anonymous memory over a
+ *              shared run) and writes the rest only into host pages whose
+ *              contents it changes.
  * pmem_zero()  costs nothing on unwritten memory, unmaps windows it covers
  *              whole, hands runs of 64 KB or more back to the host, and
- *              writes the rest only where it is not zero already.
+ *              writes the rest only into host pages that are not zero.
+ *
+ * What that costs in host memory: writing a page what it holds already
+ * (zeros over zeros, or a table's own contents) costs nothing, shared or
+ * not.  Writing zeros over a private page costs nothing either.  Writing
+ * zeros that change a page of a shared run costs that page (the kernel's
+ * private copy), unless the page lies in a run of 64 KB or more being
+ * handed back: that is, zeroing less than 64 KB of a shared run, and the
+ * partial pages at either end of a longer range.  Any other change to a
+ * shared page or a never-written one costs the page, as it always did.
  */
 int pmem_read(const struct pmem *m, uint64_t pa, void *dst, uint64_t len);
 int pmem_write(const struct pmem *m, uint64_t pa, const void *src, uint64_t len);
@@ -227,15 +246,19 @@ void pmem_usage(const struct pmem *m, uint64_t *windows, uint64_t *mapped_bytes)
 /*
  * pmem_share() - share every run of at least PMEM_SHARE_MIN_PAGES whole
  * pages in [pa, pa + len) whose 64-bit words all hold one non-zero value
- * (see above).  Pages in a shared run already, and unwritten windows, are
- * left alone.  Changes no byte of emulated memory.  0; -EFAULT for a range
+ * (see above).  A longer run than PMEM_SHARE_MAX_PAGES is shared in parts
+ * of at most that (each its own mapping), so a pattern file never grows
+ * past it.  Pages in a shared run already, and unwritten windows, are
+ * left alone.  Values past the first eight a process meets are not
+ * shared.  Changes no byte of emulated memory.  0; -EFAULT for a range
  * outside the DRAM; -ENOMEM when the host refused to share some run, which
- * then keeps its anonymous pages: callers may ignore it.
+ * then keeps its contents: callers may ignore it.
  *
  * pmem_shared() - shared runs and the bytes they map (pages written since
  * are counted too: the kernel's copies are not visible from here).
  */
 #define PMEM_SHARE_MIN_PAGES	16U
+#define PMEM_SHARE_MAX_PAGES	1024U	/* 4 MB: a 1 GB pool's run of L3 tables is 2 MB */
 int pmem_share(const struct pmem *m, uint64_t pa, uint64_t len);
 void pmem_shared(const struct pmem *m, uint64_t *runs, uint64_t *bytes);
 

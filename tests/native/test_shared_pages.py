@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lfafs.xlat import PAGE, Attr, Context, Memory, Region
 from lfafs.xlat._native import ffi, lib
 from lfafs.xlat_low_va import GB, build_pool, pool_layout
@@ -40,6 +42,25 @@ def shared(mem: Memory) -> tuple[int, int]:
 
 def pattern(pages: int, word: bytes = WORD) -> bytes:
     return word * (pages * PAGE // 8)
+
+
+def host(mem: Memory, window: int = 0) -> int:
+    """Host address of a window of mem."""
+    return int(ffi.cast("uintptr_t", mem._mem.win[window]))
+
+
+def mapping_kb(addr: int, key: str) -> int:
+    """A field of /proc/self/smaps, in kB, for the host mapping that holds addr."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
 
 
 def rollup_kb(key: str) -> int:
@@ -120,6 +141,71 @@ def test_pattern_pages_are_copied_on_write_for_the_writer_alone():
     assert a.read(a.base_pa, 64 * PAGE) == bytes(expect)
 
 
+def test_a_run_longer_than_the_cap_is_shared_in_parts():
+    """A pattern file never grows past PMEM_SHARE_MAX_PAGES: a longer run is several, each its own mapping."""
+    cap = lib.PMEM_SHARE_MAX_PAGES
+    mem = Memory(16 * MB, base_pa=DRAM_BASE, window=GB)
+    mem.write(mem.base_pa, pattern(cap + MIN + 3))
+    mem.write(mem.base_pa + 2 * cap * PAGE, pattern(cap + MIN - 1))
+    assert share(mem, mem.base_pa, mem.size) == 0
+    # cap + (MIN + 3), then cap and MIN - 1 pages left over: too short.
+    assert shared(mem) == (3, (2 * cap + MIN + 3) * PAGE)
+    assert mem.read(mem.base_pa, (cap + MIN + 3) * PAGE) == pattern(cap + MIN + 3)
+    assert mem.read(mem.base_pa + 2 * cap * PAGE, (cap + MIN - 1) * PAGE) == pattern(cap + MIN - 1)
+
+
+def test_pools_share_over_the_window_the_tests_run_with():
+    """Whatever LFAFS_PMEM_WINDOW says (.ci/sanitize), a pool's tables are shared where a window can hold a run."""
+    mem = Memory(64 * MB, base_pa=DRAM_BASE)
+    if mem.WINDOW < 2 * MIN * PAGE:
+        pytest.skip(f"windows of {mem.WINDOW} bytes hold no run of {MIN} pages behind a table")
+    layout, ctx = pool_in(mem)
+    assert shared(mem)[0] >= 1
+    mem.mmu_on = True
+    ctx.map_batch(array.array("Q", [0x1_0000_0000] * 100), PAGE, RW)
+    ctx.check()
+
+
+# -- what costs host memory -----------------------------------------------------------------------
+
+
+def test_writing_a_shared_page_what_it_holds_keeps_it_shared():
+    mem = Memory(16 * MB, base_pa=DRAM_BASE, window=GB)
+    mem.write(mem.base_pa, pattern(64))
+    assert share(mem, mem.base_pa, 64 * PAGE) == 0
+    run = host(mem)
+    mem.read(mem.base_pa, 64 * PAGE)
+    assert mapping_kb(run, "Anonymous") == 0
+    mem.write(mem.base_pa, pattern(64))  # the same contents, whole pages
+    mem.write(mem.base_pa + 3 * PAGE + 8, WORD * 100)  # and part of one
+    mem.write64(mem.base_pa + 9 * PAGE, VALUE)
+    assert mapping_kb(run, "Anonymous") == 0
+    assert shared(mem) == (1, 64 * PAGE)
+    mem.write64(mem.base_pa + 5 * PAGE, 7)  # a change: that page alone is copied
+    assert mapping_kb(run, "Anonymous") == PAGE // 1024
+    assert mem.read(mem.base_pa, 64 * PAGE) == pattern(5) + (7).to_bytes(8, "little") + pattern(59)[8:]
+
+
+def test_short_zeroing_writes_only_the_pages_that_are_not_zero():
+    """Less than 64 KB is written, not handed back: page by page, so zero pages stay unwritten."""
+    mem = Memory(16 * MB, base_pa=DRAM_BASE, window=GB)
+    mem.write64(mem.base_pa + 7 * PAGE, 1)  # one page of fifteen holds data
+    anon = mapping_kb(host(mem), "Anonymous")
+    mem.zero(mem.base_pa, 15 * PAGE)
+    mem.write(mem.base_pa + 16 * PAGE, bytes(15 * PAGE))
+    assert mapping_kb(host(mem), "Anonymous") == anon
+    assert mem.read(mem.base_pa, 40 * PAGE) == bytes(40 * PAGE)
+    # Over a shared run: the pages already zero stay as they are.
+    mem.write(mem.base_pa, pattern(64))
+    assert share(mem, mem.base_pa, 64 * PAGE) == 0
+    run = host(mem)
+    mem.zero(mem.base_pa + 2 * PAGE, 2 * PAGE)  # changes two pages: their copies
+    assert mapping_kb(run, "Anonymous") == 2 * PAGE // 1024
+    mem.zero(mem.base_pa, 8 * PAGE)  # two zero already, six changed
+    assert mapping_kb(run, "Anonymous") == 8 * PAGE // 1024
+    assert mem.read(mem.base_pa, 64 * PAGE) == bytes(8 * PAGE) + pattern(56)
+
+
 # -- zeroing: the pattern must not come back ----------------------------------------------------
 
 
@@ -190,8 +276,9 @@ def test_zeroing_a_whole_window_forgets_its_runs():
 # -- joining windows that hold runs --------------------------------------------------------------
 
 
-def test_a_join_moves_a_window_with_shared_and_unshared_segments_intact():
-    """A VA bitmap spans windows 4 and 5; window 4 holds a run, part of it zeroed, part copied."""
+def test_a_join_copies_a_window_with_shared_and_unshared_segments_intact():
+    """A VA bitmap spans windows 4 and 5; window 4 holds a run, part of it zeroed, part copied.
+    A window of several host mappings is copied, not moved: its runs are given up."""
     window = 256 << 10  # 64 pages
     mem = Memory(8 * MB, base_pa=DRAM_BASE, window=window)
     w4 = mem.base_pa + 4 * window
@@ -215,6 +302,7 @@ def test_a_join_moves_a_window_with_shared_and_unshared_segments_intact():
     moved = [mem._mem.win[4], mem._mem.win[5]]
     assert moved != host and int(ffi.cast("uintptr_t", moved[1])) - int(ffi.cast("uintptr_t", moved[0])) == window
     assert mem.read(w4, 48 * PAGE) == bytes(expect)
+    assert mapping_kb(int(ffi.cast("uintptr_t", moved[0])), "Anonymous") >= 31 * PAGE // 1024  # copies now
     mem.mmu_on = True
     ctx.map_batch(array.array("Q", [0x1_0000_0000] * 2000), PAGE, RW)
     ctx.check()
