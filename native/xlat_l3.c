@@ -129,11 +129,14 @@ static uint64_t chunk_end(uint64_t va)
 	return round_down(va, XLAT_L3_SPAN) + XLAT_L3_SPAN;
 }
 
-/* [va, end) lies in pages the bitmap tracks (one contiguous range per context). */
+/*
+ * [va, end) lies in pages the bitmap tracks: its first and last page do, the
+ * tracked pages being one contiguous range per context (@end is page aligned
+ * and above @va).
+ */
 static bool tracked(const struct xlat_ctx *ctx, uint64_t va, uint64_t end)
 {
-	return (va >= ctx->alloc_va) &&
-	       (((end - ctx->alloc_va) >> XLAT_GRANULE_SHIFT) <= ctx->alloc_pages);
+	return xlat_alloc_tracks(ctx, va) && xlat_alloc_tracks(ctx, end - XLAT_GRANULE_SIZE);
 }
 
 /*
