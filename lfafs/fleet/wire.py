@@ -3,7 +3,7 @@
 The framing is lfafs's control protocol (docs/control-protocol.md): one
 JSON request per line, ``{"id", "cmd", "args"}``, one reply line, or
 ``{"event": ...}`` lines for a streaming command with ``"follow": true``.
-The daemon's connection loop (lfafs.service.control.Server) reads, checks
+The daemon's connection loop (lfafs.service.control_server.Server) reads, checks
 and answers them against the fleet command registry (commands.py), with
 the daemon's limits (docs/control-protocol.md, "Limits"). What is added is
 the transport: a shard on one machine listens on a Unix socket, a shard in
@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from lfafs.service import control
+from lfafs.service import control_server
 from lfafs.service.control import Commands, ControlError, decode_reply
 
 COMPACT = (",", ":")  # a shard's replies have always been compact JSON; the daemon's are json.dumps's default
@@ -45,15 +45,15 @@ def parse_endpoint(text: str) -> tuple[str, str, int]:
 
 
 async def open_listeners(endpoints: list[str]) -> list[trio.SocketListener]:
-    """A listener per endpoint: a Unix socket as the daemon's (control.bind_unix), or TCP."""
+    """A listener per endpoint: a Unix socket as the daemon's (control_server.bind_unix), or TCP."""
     listeners: list[trio.SocketListener] = []
     try:
         for ep in endpoints:
             kind, where, port = parse_endpoint(ep)
             if kind == "tcp":
-                listeners += await trio.open_tcp_listeners(port, host=where, backlog=control.BACKLOG)
+                listeners += await trio.open_tcp_listeners(port, host=where, backlog=control_server.BACKLOG)
             else:
-                listeners.append(await control.bind_unix(where))
+                listeners.append(await control_server.bind_unix(where))
     except BaseException:
         for listener in listeners:
             listener.socket.close()  # no await: this may be a cancellation
@@ -64,11 +64,11 @@ async def open_listeners(endpoints: list[str]) -> list[trio.SocketListener]:
 async def serve(listeners: list[trio.SocketListener], commands: Commands, session: Any) -> None:
     """Answer requests on ``listeners`` with ``commands`` acting on ``session`` (a Shard), until cancelled.
 
-    The daemon's connection loop (control.Server) with its limits: connection
+    The daemon's connection loop (control_server.Server) with its limits: connection
     slots, a memory budget, request size and parse checks, idle and send
     timeouts on the wall clock; the shard's replies keep their compact JSON.
     """
-    await control.Server(commands, session, name="the shard", separators=COMPACT).serve(listeners)
+    await control_server.Server(commands, session, name="the shard", separators=COMPACT).serve(listeners)
 
 
 # -- the client -----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from lfafs.driver import LfaDriver
 from lfafs.driver.lfa import platform_conduit
 from lfafs.fs import SysfsOps, serve
 from lfafs.platform import DEFAULT_PROFILE, Platform, PlatformError, ProfileError
-from lfafs.service import access, control, logs, sdnotify
+from lfafs.service import access, control, control_server, logs, sdnotify
 from lfafs.service.commands import COMMANDS
 from lfafs.service.efi_boot import EfiKernel, boot_efi
 from lfafs.service.scenario import Scenario, Sources
@@ -260,7 +260,7 @@ async def serve_foreground(mountpoint: str, *, profile: str = DEFAULT_PROFILE, a
 
             async def ready(mount: Mount) -> None:
                 path = control_path or control.socket_path(mountpoint)
-                await mount.nursery.start(control.serve, path, COMMANDS, mount)
+                await mount.nursery.start(control_server.serve, path, COMMANDS, mount)
                 announce(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint}")
                 logs.say(f"lfafs: serving the {mount.platform.profile.name} platform at {mountpoint} "
                          f"(pid {os.getpid()})")

@@ -1,5 +1,5 @@
 """A shard's control endpoints (Unix and TCP) are served by the daemon's own connection loop
-(control.Server), so they have its limits: a bad or oversized request gets one error line and the
+(control_server.Server), so they have its limits: a bad or oversized request gets one error line and the
 shard serves on, a silent client is closed and holds no one up, the connection slots are bounded;
 the replies keep the compact JSON a shard always sent."""
 
@@ -15,7 +15,7 @@ import trio
 
 from lfafs.fleet import wire
 from lfafs.fleet.commands import FLEET_COMMANDS
-from lfafs.service import control
+from lfafs.service import control, control_server
 from lfafs.service.control import ControlError
 
 
@@ -101,7 +101,7 @@ async def test_a_malformed_request_gets_one_error_line_and_the_shard_serves_on(s
 
 
 async def test_an_oversized_request_gets_too_large_and_the_shard_serves_on(start, monkeypatch):
-    monkeypatch.setattr(control, "MAX_REQUEST", 1 << 16)
+    monkeypatch.setattr(control_server, "MAX_REQUEST", 1 << 16)
     address, ep = await start()
     reply = await trio.to_thread.run_sync(exchange, address, b'{"id": 1, "cmd": "ping", "args": {"x": "'
                                           + b"a" * (1 << 17))
@@ -112,8 +112,8 @@ async def test_an_oversized_request_gets_too_large_and_the_shard_serves_on(start
 
 
 async def test_a_silent_client_is_closed_and_holds_no_one_up(start, monkeypatch):
-    monkeypatch.setattr(control, "IDLE_TIMEOUT", 0.5)
-    monkeypatch.setattr(control, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(control_server, "IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr(control_server, "MAX_CONNECTIONS", 2)
     address, _ = await start()
     silent = [await trio.to_thread.run_sync(connect, address) for _ in range(2)]  # every slot, and then nothing
     try:
@@ -126,8 +126,8 @@ async def test_a_silent_client_is_closed_and_holds_no_one_up(start, monkeypatch)
 
 
 async def test_connections_beyond_the_slots_are_refused_with_busy(start, monkeypatch):
-    monkeypatch.setattr(control, "MAX_CONNECTIONS", 1)
-    monkeypatch.setattr(control, "QUEUE_WAIT", 0.3)
+    monkeypatch.setattr(control_server, "MAX_CONNECTIONS", 1)
+    monkeypatch.setattr(control_server, "QUEUE_WAIT", 0.3)
     address, _ = await start()
     held = await trio.to_thread.run_sync(connect, address)
     try:
@@ -146,7 +146,7 @@ async def test_on_a_mock_clock_a_slow_client_is_not_cut_off(autojump_clock, tmp_
     def slow() -> bytes:
         with connect((socket.AF_UNIX, path)) as s:
             s.sendall(b'{"id": 1, "cmd": ')
-            trio.from_thread.run(trio.sleep, 2 * control.IDLE_TIMEOUT)  # virtual seconds: no time at all
+            trio.from_thread.run(trio.sleep, 2 * control_server.IDLE_TIMEOUT)  # virtual seconds: no time at all
             s.sendall(b'"ping"}\n')
             return s.makefile("rb").readline()
 
@@ -154,7 +154,7 @@ async def test_on_a_mock_clock_a_slow_client_is_not_cut_off(autojump_clock, tmp_
 
 
 def test_the_endpoint_of_a_running_shard_has_the_limits(lfafs_fleet, monkeypatch):
-    monkeypatch.setattr(control, "MAX_REQUEST", 1 << 16)
+    monkeypatch.setattr(control_server, "MAX_REQUEST", 1 << 16)
     fleet = lfafs_fleet(nodes=2, mount=True)
     ep = fleet.layout.shard_endpoint(0)
     address = (socket.AF_UNIX, wire.parse_endpoint(ep)[1])

@@ -10,7 +10,7 @@ import json
 import socket
 import string
 
-from lfafs.service import control
+from lfafs.service import control_server
 from lfafs.service.commands import COMMANDS
 from lfafs.service.control import Client, socket_path
 from tests.reliability.conftest import pick
@@ -137,4 +137,4 @@ def test_control_fuzz(daemon, rng, seed, figures):
     figures.update(seed=seed, requests=sent, mismatches=len(wrong), rss_growth_mb=grown,
                    **{f"replies_{k}": v for k, v in sorted(codes.items())})
     assert not wrong, f"{len(wrong)} replies break the protocol (seed {seed}):\n" + "\n".join(wrong[:20])
-    assert grown < 2 * (control.BUFFER_BUDGET >> 20)
+    assert grown < 2 * (control_server.BUFFER_BUDGET >> 20)

@@ -14,7 +14,7 @@ import time
 import pytest
 import trio
 
-from lfafs.service import control
+from lfafs.service import control, control_server
 from lfafs.service.commands import COMMANDS
 from lfafs.service.control import Client, ControlError, socket_path
 
@@ -114,8 +114,8 @@ def test_unfinished_requests_are_bounded_in_memory(daemon):
             refused += 1
         socks.append(s)
     try:
-        assert refused >= 12 - control.BUFFER_BUDGET // len(part)
-        assert _rss_mb(daemon.pid) - before < 2 * (control.BUFFER_BUDGET >> 20)
+        assert refused >= 12 - control_server.BUFFER_BUDGET // len(part)
+        assert _rss_mb(daemon.pid) - before < 2 * (control_server.BUFFER_BUDGET >> 20)
         assert Client(mount=daemon.mountpoint).call("ping") == {"pong": True}
     finally:
         for s in socks:
@@ -129,7 +129,7 @@ def test_an_activation_is_unaffected_by_a_flood_of_clients(daemon):
     with open(os.path.join(mnt, "lfa", RMM, "activation_pending")) as f:
         assert f.read() == "1\n"
     hogs = []
-    for _ in range(control.MAX_CONNECTIONS + 20):  # every slot taken, the queue filling
+    for _ in range(control_server.MAX_CONNECTIONS + 20):  # every slot taken, the queue filling
         s = socket.socket(socket.AF_UNIX)
         s.setblocking(False)
         try:
@@ -157,11 +157,11 @@ def test_an_activation_is_unaffected_by_a_flood_of_clients(daemon):
 
 @pytest.fixture
 async def server(tmp_path, monkeypatch, nursery):
-    monkeypatch.setattr(control, "MAX_CONNECTIONS", 2)
-    monkeypatch.setattr(control, "QUEUE_WAIT", 0.5)
-    monkeypatch.setattr(control, "IDLE_TIMEOUT", 0.3)
+    monkeypatch.setattr(control_server, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(control_server, "QUEUE_WAIT", 0.5)
+    monkeypatch.setattr(control_server, "IDLE_TIMEOUT", 0.3)
     path = str(tmp_path / "run" / "control.sock")
-    await nursery.start(control.serve, path, COMMANDS, None)
+    await nursery.start(control_server.serve, path, COMMANDS, None)
     return path
 
 
@@ -173,7 +173,7 @@ def _connect(path: str) -> socket.socket:
 
 
 async def test_connections_beyond_the_limit_wait_then_are_refused_cleanly(server, monkeypatch):
-    monkeypatch.setattr(control, "IDLE_TIMEOUT", 5.0)  # the two held connections keep their slots
+    monkeypatch.setattr(control_server, "IDLE_TIMEOUT", 5.0)  # the two held connections keep their slots
     held = [await trio.to_thread.run_sync(_connect, server) for _ in range(2)]
     try:
         with pytest.raises(ControlError) as e:
@@ -186,7 +186,7 @@ async def test_connections_beyond_the_limit_wait_then_are_refused_cleanly(server
 
 
 async def test_a_queued_client_is_served_once_a_slot_frees(server, monkeypatch):
-    monkeypatch.setattr(control, "IDLE_TIMEOUT", 5.0)
+    monkeypatch.setattr(control_server, "IDLE_TIMEOUT", 5.0)
     held = [await trio.to_thread.run_sync(_connect, server) for _ in range(2)]
     reply = {}
 

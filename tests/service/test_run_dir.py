@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from lfafs.service import cli, control, spawn
+from lfafs.service import cli, control, control_server, spawn
 from lfafs.service.control import Client, ControlError
 
 NOBODY = 65534
@@ -90,7 +90,7 @@ def test_it_is_made_0700_and_the_users_own(shared_tmp):
 def test_a_socket_directory_goes_into_a_checked_run_directory(shared_tmp):
     def prepare() -> str:
         path = control.socket_path("/m")
-        control.prepare_socket_dir(path)
+        control_server.prepare_socket_dir(path)
         return path
 
     path = as_nobody(prepare)["value"]
