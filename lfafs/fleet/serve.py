@@ -41,6 +41,7 @@ from lfafs.fs import mount_options
 from lfafs.service import sdnotify
 
 MOUNT_TIMEOUT = 30.0
+SHARD_ENTRY_TIMEOUT = 1.0  # seconds the kernel may reuse a path lookup in the shard's mount
 
 
 def fleet_ops(shard: Shard) -> FleetOps:
@@ -58,6 +59,10 @@ def serve_fuse(ops: FleetOps, mountpoint: str) -> None:
     import mfusepy
 
     opts = mount_options(auto_unmount=True)
+    # A node's tree keeps its shape for the shard's life (a fleet has no component add or remove),
+    # so path lookups are cached as attributes are (docs/decisions/0014-shard-lookup-cache.md):
+    # an agent's cat of nodes/<id>/lfa/<guid>/name is then OPEN and READ, not five LOOKUPs more.
+    opts["entry_timeout"] = SHARD_ENTRY_TIMEOUT
     if os.geteuid() == 0:
         opts["allow_other"] = True  # agents in other mount namespaces, holders, Ansible
     mfusepy.FUSE(ops, mountpoint, raw_fi=True, **opts)

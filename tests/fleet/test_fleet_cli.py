@@ -125,6 +125,24 @@ def test_a_node_that_is_down_answers_ehostdown_and_comes_back_with_its_flash(lab
     assert r.returncode == 0 and "1.0" in r.stdout
 
 
+def test_a_node_that_goes_down_fails_at_once_even_where_its_paths_were_just_looked_up(lab):
+    """The shard caches path lookups for a second (decision 0014), but every open reaches the node:
+    a file read a moment ago fails with EHOSTDOWN as soon as its node is down, and reads again once up."""
+    desc, _, up = lab
+    root = up(desc)
+    name = os.path.join(root, "nodes", "vera-0001", "lfa", RMM, "name")
+    for _ in range(3):  # the lookups are cached now
+        with open(name) as f:
+            assert f.read() == "TF-RMM\n"
+    fleet_cli("ctl", "--root", root, "--select", "node=vera-0001", "down", check=True)
+    with pytest.raises(OSError) as e:
+        open(name).close()
+    assert e.value.errno == errno.EHOSTDOWN
+    fleet_cli("ctl", "--root", root, "--select", "node=vera-0001", "up", check=True)
+    with open(name) as f:
+        assert f.read() == "TF-RMM\n"
+
+
 def test_a_crashed_shard_is_restarted_and_keeps_its_nodes_flash_and_events(lab, tmp_path):
     desc, agent, up = lab
     root = up(desc, "--state-dir", str(tmp_path / "state"))
