@@ -22,7 +22,7 @@ class TraceText:
     path records a decoded line for every exchange, but decoding the MM
     buffer costs more than the exchange itself, and almost every record
     leaves the ring unread: so the buffer is copied at the time (what the
-    line must describe) and decoded on first read.
+    line must describe) and decoded whenever the line is read.
     """
 
     __slots__ = ("_parts",)
