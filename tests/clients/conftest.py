@@ -14,6 +14,9 @@ from tests.fs.harness import fuse_unavailable
 # libefivar's efivarfs probe compares statfs().f_type with EFIVARFS_MAGIC; FUSE reports its own, so the
 # library's documented override (src/efivarfs.c, EFIVARFS_PATH, which must end in "/") is set instead.
 EFIVARFS_ENV = {"EFIVARFS_PATH": "/sys/firmware/efi/efivars/"}
+# fwupd keeps its history and device cache under /var: in the command's private mount namespace they
+# go to tmpfs, so a test leaves the host's fwupd state as it was
+FWUPD_PRIVATE_STATE = "mount -t tmpfs none /var/lib/fwupd && mount -t tmpfs none /var/cache/fwupd && "
 
 
 def run_in_namespace(mount: EfiMounted, command: str, *, env: dict | None = None, pid1: bool = False,

@@ -19,7 +19,7 @@ import pytest
 
 from lfafs.service import access
 
-from .conftest import need
+from .conftest import FWUPD_PRIVATE_STATE, need
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 EFI_GLOBAL = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -147,7 +147,8 @@ def test_fwupdtool_shows_the_esrt_devices_through_uefi_capsule(tmp_path):
     need("fwupdtool")
     esp = tmp_path / "esp"
     (esp / "EFI").mkdir(parents=True)
-    r = run("fwupdtool get-devices --plugins uefi-capsule", env={"FWUPD_UEFI_ESP_PATH": str(esp)})
+    r = run(FWUPD_PRIVATE_STATE + "fwupdtool get-devices --plugins uefi-capsule",
+            env={"FWUPD_UEFI_ESP_PATH": str(esp)})
     out = r.stdout
     assert out.count("UEFI System Resource Table device (Updated via capsule-on-disk)") == 2, out + r.stderr
     assert "d6d0eea7-fcea-d54b-9782-9934f234b6e4" in out and "132710410" in out  # bl33 2025.10

@@ -19,7 +19,7 @@ import struct
 from lfafs.smccc import Fid
 from tests.fs.efi_harness import EFI_GLOBAL
 
-from .conftest import EFIVARFS_ENV, need, run_in_namespace
+from .conftest import EFIVARFS_ENV, FWUPD_PRIVATE_STATE, need, run_in_namespace
 
 
 def var(m, name: str) -> bytes | None:
@@ -114,7 +114,8 @@ def test_fwupdtool_lists_the_esrt_devices_of_the_uefi_capsule_plugin(efi_client_
     m = efi_client_mount()
     esp = tmp_path / "esp"
     (esp / "EFI").mkdir(parents=True)
-    r = run_in_namespace(m, "fwupdtool get-devices --plugins uefi-capsule", env={"FWUPD_UEFI_ESP_PATH": str(esp)})
+    r = run_in_namespace(m, FWUPD_PRIVATE_STATE + "fwupdtool get-devices --plugins uefi-capsule",
+                         env={"FWUPD_UEFI_ESP_PATH": str(esp)})
     out = r.stdout
     assert out.count("UEFI System Resource Table device (Updated via capsule-on-disk)") == 2, out + r.stderr
     assert "d6d0eea7-fcea-d54b-9782-9934f234b6e4" in out and "132710410" in out  # bl33 2025.10

@@ -142,14 +142,13 @@ def test_reads_by_another_user_are_rate_limited_through_the_mount_and_roots_are_
                     reason="needs fwupd's fwupdtool and unshare")
 def test_fwupds_secure_boot_attribute_turns_off_after_a_naive_sp_activation(efi_factory, tmp_path):
     """A naive restart loses the volatile SecureBoot: its file reads 0 bytes and fwupd reports it not enabled."""
-    from tests.clients.conftest import run_in_namespace
+    from tests.clients.conftest import FWUPD_PRIVATE_STATE, run_in_namespace
 
     m = efi_factory(uefi={"live_state": "naive", "secure_boot": True})
     esp = tmp_path / "esp"
     (esp / "EFI").mkdir(parents=True)
     # fwupd's own state (history, device cache) goes to tmpfs in the private namespace, not the host's /var
-    command = ("mount -t tmpfs none /var/lib/fwupd && mount -t tmpfs none /var/cache/fwupd && "
-               "fwupdtool security --force --plugins uefi-capsule")
+    command = FWUPD_PRIVATE_STATE + "fwupdtool security --force --plugins uefi-capsule"
 
     def secure_boot_line() -> str:
         r = run_in_namespace(m, command, env={"FWUPD_UEFI_ESP_PATH": str(esp), "NO_COLOR": "1"})
