@@ -9,7 +9,8 @@ from lfafs.platform import Platform
 from lfafs.platform.profile import profile_from_dict
 
 GLOBAL = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
-SP2 = {"name": "sp2", "guid": "c3ff2127-7e41-a9f8-05af-24a1afa33474", "activator": "sp", "version": "1.0"}
+SP2_GUID = "c3ff2127-7e41-a9f8-05af-24a1afa33474"  # the variable SP of fvp-den0147
+SP2 = {"name": "sp2", "guid": SP2_GUID, "activator": "sp", "version": "1.0"}
 
 
 def platform(cpus: int | None = None, sp2_latency: float = 0.0, **uefi) -> Platform:
@@ -43,3 +44,9 @@ async def write_once(fs, fname: str, data: bytes, *, create: bool = False) -> in
         return await fs.write(f, data)
     finally:
         fs.release(f)
+
+
+async def staged(rig, version=(2, 0)) -> None:
+    """A new image of the variable SP staged out of band, and the driver told of it (activation_pending)."""
+    rig.platform.stage("sp2", version=version)
+    await rig.read(SP2_GUID, "activation_pending")

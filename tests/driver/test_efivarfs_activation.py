@@ -19,14 +19,7 @@ from lfafs.driver.image import DriverError
 from lfafs.uefi import EFI_SYSTEM_RESOURCE_TABLE
 
 from .conftest import make_rig
-from .efi_rig import boot, name, platform, read_all
-
-SP2_GUID = "c3ff2127-7e41-a9f8-05af-24a1afa33474"
-
-
-async def staged(rig, version=(2, 0)) -> None:
-    rig.platform.stage("sp2", version=version)
-    await rig.read(SP2_GUID, "activation_pending")
+from .efi_rig import SP2_GUID, boot, name, platform, read_all, staged
 
 
 async def test_with_force_cpu_rendezvous_0_a_read_during_the_activation_is_enospc(nursery, autojump_clock):

@@ -45,11 +45,10 @@ from lfafs.platform.uefi_stack import KEK_CERT
 from lfafs.smccc import Fid, s64
 
 from .conftest import make_rig
-from .efi_rig import boot, name, platform, read_all, write_once
+from .efi_rig import SP2_GUID, boot, name, platform, read_all, staged, write_once
 
 TEST_GUID = "210be57c-9849-4fc7-a635-e6382d1aec27"
 DB_GUID = "d719b2cb-3d3a-4596-a3bc-dad00e67656f"  # EFI_IMAGE_SECURITY_DATABASE_GUID
-SP2_GUID = "c3ff2127-7e41-a9f8-05af-24a1afa33474"
 ATTRS = struct.pack("<I", 7)
 BOOT_ORDER = b"\x07\x00\x00\x00\x01\x00\x00\x00"  # the profile's BootOrder 0001,0000 with NV|BS|RT
 DIRECT_REQ_64 = 0xC400006F
@@ -201,10 +200,6 @@ async def test_with_pk_an_append_signed_by_an_unknown_key_is_eacces_and_by_kek_i
 
 # -- live activation ----------------------------------------------------------------------------------------
 
-
-async def staged(rig, version=(2, 0)) -> None:
-    rig.platform.stage("sp2", version=version)
-    await rig.read(SP2_GUID, "activation_pending")
 
 
 async def test_with_the_default_rendezvous_on_two_cpus_a_read_waits_out_the_whole_activation(nursery,

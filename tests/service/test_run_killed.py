@@ -16,6 +16,7 @@ import pytest
 from lfafs.service import access, mounts
 from lfafs.service.control import Client
 from tests.service import test_run_unprivileged as unprivileged
+from tests.service.daemons import daemon_pids
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 home = unprivileged.home  # the fixtures that run a script as uid 65534
@@ -28,19 +29,6 @@ def needs_fuse():
     if why:
         pytest.skip(f"needs a real FUSE mount and lfafs run: {why}")
 
-
-def _daemon_pids(mountpoint: str) -> list[int]:
-    """Live daemons serving ``mountpoint`` (a zombie's cmdline is empty, so it is not one)."""
-    pids = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if mountpoint.encode() in argv and b"--foreground" in argv:
-            pids.append(int(pid))
-    return pids
 
 
 def _children(pid: int) -> list[int]:
@@ -74,12 +62,12 @@ def test_a_sigkilled_run_leaves_no_daemon_and_no_mount(tmp_path):
     mountpoint = ""
     try:
         mountpoint = _first_line(proc)
-        daemons = _daemon_pids(mountpoint)
+        daemons = daemon_pids(mountpoint)
         assert daemons and mounts.find(mountpoint) is not None
         orphans = _children(proc.pid)  # the daemon and the command, reparented once run is gone
         proc.kill()  # nothing of run's own cleanup can run now
         proc.wait(timeout=10)
-        assert _wait_until(lambda: not _daemon_pids(mountpoint)), "the daemon outlived lfafs run"
+        assert _wait_until(lambda: not daemon_pids(mountpoint)), "the daemon outlived lfafs run"
         assert _wait_until(lambda: mounts.find(mountpoint) is None), "the mount outlived lfafs run"
     finally:
         proc.kill()
@@ -128,8 +116,8 @@ def test_a_mounts_daemon_outlives_a_sigkilled_starter(tmp_path):
     assert starter.returncode == -signal.SIGKILL, starter.stderr
     try:
         time.sleep(0.5)  # a death signal, had one been set, would have arrived by now
-        assert _daemon_pids(str(mnt)) == [int(starter.stdout)]
+        assert daemon_pids(str(mnt)) == [int(starter.stdout)]
         assert Client(mount=str(mnt), timeout=10).call("ping") == {"pong": True}
     finally:
         subprocess.run([*LFAFS, "umount", str(mnt)], capture_output=True)
-        _wait_until(lambda: not _daemon_pids(str(mnt)))
+        _wait_until(lambda: not daemon_pids(str(mnt)))

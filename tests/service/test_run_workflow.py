@@ -14,6 +14,7 @@ import time
 import pytest
 
 from lfafs.service import access
+from tests.service.daemons import daemon_pids
 
 LFAFS = [sys.executable, "-m", "lfafs"]
 RMM = "6c0762a6-12f2-4b56-92cb-ba8f633606d9"
@@ -133,18 +134,6 @@ def test_a_command_killed_by_a_signal_gives_128_plus_n(signum):
     assert r.returncode == 128 + signum.value
 
 
-def _daemon_pids(mountpoint: str) -> list[int]:
-    pids = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if mountpoint.encode() in argv and b"--foreground" in argv:
-            pids.append(int(pid))
-    return pids
-
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_to_run_leaves_nothing_behind(signum, tmp_path):
@@ -152,13 +141,13 @@ def test_a_signal_to_run_leaves_nothing_behind(signum, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, "TMPDIR": str(tmp_path)})
     mountpoint, sock = proc.stdout.readline().split()
-    assert os.path.ismount(mountpoint) and os.path.exists(sock) and _daemon_pids(mountpoint)
+    assert os.path.ismount(mountpoint) and os.path.exists(sock) and daemon_pids(mountpoint)
     proc.send_signal(signum)
     assert proc.wait(timeout=60) == 128 + signum.value  # the command died of it: 128+N
     end = time.monotonic() + 10
-    while _daemon_pids(mountpoint) and time.monotonic() < end:
+    while daemon_pids(mountpoint) and time.monotonic() < end:
         time.sleep(0.05)
-    assert not _daemon_pids(mountpoint)  # the daemon stopped
+    assert not daemon_pids(mountpoint)  # the daemon stopped
     assert lfafs_mounts(tmp_path) == []  # nothing mounted
     assert left_in(tmp_path) == []  # the temporary mountpoint is gone
     assert not os.path.exists(os.path.dirname(sock))  # and the daemon's runtime directory
