@@ -6,54 +6,18 @@ replaced by a private directory of mode 1777, so that the machine's /tmp is unto
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import shutil
 import stat
-import sys
 import tempfile
 
 import pytest
 
-from lfafs.service import cli, control, control_server, spawn
-from lfafs.service.control import Client, ControlError
-
-NOBODY = 65534
+from lfafs.service import cli, control, control_server
+from lfafs.service.control import Client
+from tests.service.nobody import NOBODY, as_nobody
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become uid 65534")
-
-
-def as_nobody(fn) -> dict:
-    """fn() in a forked child as uid 65534 without $XDG_RUNTIME_DIR: {"value"}, or {"error": [code, message]};
-    "stderr" is what it printed there."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        out: dict = {}
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            os.environ.pop("XDG_RUNTIME_DIR", None)
-            sys.stderr = io.StringIO()
-            try:
-                out["value"] = fn()
-            except ControlError as e:
-                out["error"] = [e.code, e.message]
-            except spawn.SpawnError as e:
-                out["error"] = ["spawn", str(e)]
-            out["stderr"] = sys.stderr.getvalue()
-            os.write(w, json.dumps(out, default=str).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    assert data, "the child as uid 65534 failed before it could answer"
-    return json.loads(data)
 
 
 @pytest.fixture
