@@ -46,12 +46,21 @@ def _blocked(path: str) -> str | None:
 
 
 def _expose_script(paths: list[str], stash: str) -> str:
-    """Shell lines: for each path under a directory others cannot search, a tmpfs over that
-    directory (mode 0755) with the path bound back, inside the private namespace only."""
-    lines, by_dir = [], {}
+    """Shell lines, run inside the private namespace only: a directory among ``paths`` that is
+    itself closed to others (a checkout cloned into mktemp -d's 0700 directory) gets an overlay
+    whose upper layer is an open (0755) directory; for each other path under a directory others
+    cannot search, a tmpfs over that directory (mode 0755) with the path bound back."""
+    lines: list[str] = []
+    opened = sorted(p for p in {os.path.realpath(p) for p in paths}
+                    if os.path.isdir(p) and (os.stat(p).st_mode & 0o005) != 0o005)
+    for n, p in enumerate(opened):
+        upper, work = f"{stash}/open{n}/upper", f"{stash}/open{n}/work"
+        lines.append(f"mkdir -p {upper} {work} && chmod 0755 {upper} && mount -t overlay overlay "
+                     f"-o lowerdir={shlex.quote(p)},upperdir={upper},workdir={work} {shlex.quote(p)}")
+    by_dir: dict[str, set[str]] = {}
     for p in paths:
         d = _blocked(p)
-        if d is not None:
+        if d is not None and not any(d == o or d.startswith(o + "/") for o in opened):
             by_dir.setdefault(d, set()).add(os.path.realpath(p))
     for n, (d, inner) in enumerate(sorted(by_dir.items())):
         keep = sorted(p for p in inner if not any(p != q and p.startswith(q + "/") for q in inner))
